@@ -1,0 +1,103 @@
+// The `omwatch-agent` command line. Exit codes: 0 done, 1 failed, 2 the command line is wrong.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError, defaultConfig, loadConfig, type AgentConfig } from './config/index.ts';
+import { hostIdentity } from './host.ts';
+import { createLogger, silentLogger } from './log/index.ts';
+import { AGENT_VERSION, runAgent } from './commands/run.ts';
+import { renderSnapshot, takeSnapshot } from './commands/snapshot.ts';
+
+const USAGE = `usage: omwatch-agent <command> [options]
+
+commands:
+  run --stdout [--config FILE]      run the sensors; print events as JSON lines on stdout
+  snapshot [--json] [--config FILE] print what the sensors see now: host, processes, sessions,
+                                    services, connections, removable media, sensor health
+  version                           print the version
+  help                              print this text
+
+The log goes to stderr (JSON lines; --log-level LEVEL to change how much).`;
+
+class UsageError extends Error {}
+
+const commonOptions = {
+  config: { type: 'string' },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+function parse<O extends ParseArgsConfig['options']>(command: string, args: string[], options: O) {
+  try {
+    return parseArgs({ args, options: { ...commonOptions, ...options }, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    throw new UsageError(`omwatch-agent ${command}: ${(error as Error).message}`);
+  }
+}
+
+function configFrom(path: string | undefined): AgentConfig {
+  return path ? loadConfig(path) : defaultConfig();
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...args] = argv;
+  switch (command) {
+    case 'run': {
+      const values = parse('run', args, { stdout: { type: 'boolean' } });
+      if (values.help) return help();
+      if (!values.stdout) {
+        throw new UsageError('omwatch-agent run: --stdout is required: events are printed as JSON lines (delivery to a collector is not built yet)');
+      }
+      const config = configFrom(values.config);
+      const logger = createLogger({ level: values['log-level'] ?? config.log.level });
+      const agent = await runAgent(config, hostIdentity(config.host.name), logger, process.stdout);
+      await new Promise<void>((resolve) => {
+        for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve());
+      });
+      logger.info('stopping');
+      await agent.stop();
+      return 0;
+    }
+    case 'snapshot': {
+      const values = parse('snapshot', args, { json: { type: 'boolean' } });
+      if (values.help) return help();
+      const config = configFrom(values.config);
+      const logger = values['log-level'] ? createLogger({ level: values['log-level'] }) : silentLogger();
+      const snapshot = await takeSnapshot(config, hostIdentity(config.host.name), logger);
+      process.stdout.write(values.json ? `${JSON.stringify(snapshot, null, 2)}\n` : `${renderSnapshot(snapshot, process.stdout.columns ?? 0)}\n`);
+      return 0;
+    }
+    case 'version':
+    case '--version':
+      console.log(AGENT_VERSION);
+      return 0;
+    case 'help':
+    case '--help':
+    case '-h':
+    case undefined:
+      return help();
+    default:
+      throw new UsageError(`omwatch-agent: unknown command '${command}'`);
+  }
+}
+
+function help(): number {
+  console.log(USAGE);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof UsageError) {
+      console.error(`${error.message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else if (error instanceof ConfigError) {
+      console.error(`omwatch-agent: invalid configuration:\n${error.message}`);
+      process.exitCode = 2;
+    } else {
+      console.error(`omwatch-agent: ${(error as Error).stack ?? String(error)}`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,69 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { realpathSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ProcessCreationFields, ProcessTerminationFields } from '../../../collector/protocol/index.ts';
+import { silentLogger } from '../../log/index.ts';
+import { fieldsOf, observationLog } from '../../../test/helpers/observations.ts';
+import { createProcessSensor, type ProcessSensor } from './index.ts';
+
+const SLEEP = realpathSync('/bin/sleep');
+const NODE = realpathSync(process.execPath);
+
+describe('process sensor, live on this host', () => {
+  let sensor: ProcessSensor | undefined;
+  afterEach(async () => {
+    await sensor?.stop();
+  });
+
+  it('sees every one of 20 processes that live 250 ms, with Image, CommandLine and ParentImage', async () => {
+    const log = observationLog();
+    sensor = createProcessSensor({ hostId: 'test-host', logger: silentLogger() });
+    await sensor.start(log.emit);
+    const children = Array.from({ length: 20 }, (_, i) => spawn(SLEEP, [`0.25${i}`]));
+    await Promise.all(children.map((child) => once(child, 'exit')));
+    for (const [i, child] of children.entries()) {
+      const created = await log.waitFor((o) => o.category === 'process_creation' && fieldsOf(o)['ProcessId'] === child.pid, 5_000, `creation of pid ${child.pid}`);
+      const fields = ProcessCreationFields.parse(created.fields);
+      expect(fields.Image).toBe(SLEEP);
+      expect(fields.CommandLine).toBe(`${SLEEP} 0.25${i}`);
+      expect(fields.ParentProcessId).toBe(process.pid);
+      expect(fields.ParentImage).toBe(NODE);
+      expect(fields.User).toBe('root');
+      expect(fields.CurrentDirectory).toBe(process.cwd());
+      const ended = await log.waitFor((o) => o.category === 'process_termination' && fieldsOf(o)['ProcessId'] === child.pid, 5_000, `termination of pid ${child.pid}`);
+      const end = ProcessTerminationFields.parse(ended.fields);
+      expect(end.ProcessGuid).toBe(fields.ProcessGuid);
+      expect(end.DurationSeconds).toBeGreaterThanOrEqual(0.2);
+    }
+  });
+
+  it('fills parent fields for a parent that started before the agent', async () => {
+    // The shell is running before the sensor starts; only after that does it fork the sleep.
+    const shell = spawn('/bin/sh', ['-c', 'read line; /bin/sleep 0.3; true'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    await once(shell, 'spawn');
+    const log = observationLog();
+    sensor = createProcessSensor({ hostId: 'test-host', logger: silentLogger() });
+    await sensor.start(log.emit);
+    expect(sensor.table.get(shell.pid!)?.commandLine).toBe('/bin/sh -c read line; /bin/sleep 0.3; true');
+    shell.stdin!.end('go\n');
+    const created = await log.waitFor((o) => o.category === 'process_creation' && fieldsOf(o)['ParentProcessId'] === shell.pid, 5_000, 'the sleep');
+    expect(fieldsOf(created)['Image']).toBe(SLEEP);
+    expect(fieldsOf(created)['ParentImage']).toBe(realpathSync('/bin/sh'));
+    expect(fieldsOf(created)['ParentCommandLine']).toBe('/bin/sh -c read line; /bin/sleep 0.3; true');
+    await once(shell, 'exit');
+  });
+
+  it('does not report the baseline as created, and reports nothing twice', async () => {
+    const log = observationLog();
+    sensor = createProcessSensor({ hostId: 'test-host', logger: silentLogger() });
+    await sensor.start(log.emit);
+    const child = spawn(SLEEP, ['0.3']);
+    await once(child, 'exit');
+    await log.waitFor((o) => o.category === 'process_termination' && fieldsOf(o)['ProcessId'] === child.pid);
+    const pids = log.all.filter((o) => o.category === 'process_creation').map((o) => fieldsOf(o)['ProcessGuid']);
+    expect(new Set(pids).size).toBe(pids.length);
+    expect(pids.length).toBeLessThan(20);
+    expect(sensor.health().state).toBe('ok');
+  });
+});

@@ -1,0 +1,162 @@
+// The process sensor: scans /proc on a timer and reports process_creation / process_termination.
+// Other sensors that reason about processes (sessions) listen to each scan before events go out.
+import type { Logger } from '../../log/index.ts';
+import type { ProcessCreation, ProcessTermination } from '../../../collector/protocol/index.ts';
+import type { Emit, Sensor, SensorHealth } from '../types.ts';
+import { ProcessTable, type ProcEntry, type ScanResult } from './table.ts';
+import { processGuid } from './guid.ts';
+
+export { ProcessTable, type ProcEntry, type ScanResult } from './table.ts';
+
+/** Called after every scan, before its events are emitted, so listeners can update what they track. */
+export type ScanListener = (result: ScanResult, table: ProcessTable) => void;
+
+/** Finds the remote session a process belongs to; supplied by enrichment at wiring time. */
+export type Attribute = (entry: ProcEntry, table: ProcessTable) => string | undefined;
+
+export interface ProcessSensorOptions {
+  hostId: string;
+  logger: Logger;
+  /** A process living this long or longer is always seen: the scan period. */
+  scanIntervalMs?: number;
+  procRoot?: string;
+  passwdPath?: string;
+  maxCommandLineChars?: number;
+}
+
+export interface ProcessSensor extends Sensor {
+  readonly table: ProcessTable;
+  onScan(listener: ScanListener): void;
+  setAttribution(attribute: Attribute): void;
+  /** Runs one scan now; the timer calls this too. */
+  scanOnce(): void;
+}
+
+export function createProcessSensor({
+  hostId, logger, scanIntervalMs = 100, procRoot = '/proc', passwdPath = '/etc/passwd', maxCommandLineChars,
+}: ProcessSensorOptions): ProcessSensor {
+  const table = new ProcessTable({ procRoot, passwdPath, ...(maxCommandLineChars ? { maxCommandLineChars } : {}) });
+  const listeners: ScanListener[] = [];
+  const privileged = process.getuid?.() === 0;
+  let attribute: Attribute = () => undefined;
+  let emit: Emit | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let scanErrors = 0;
+  let lastError: string | undefined;
+
+  function sessionOf(entry: ProcEntry): string | undefined {
+    if (entry.sessionId === undefined) entry.sessionId = attribute(entry, table) ?? null;
+    return entry.sessionId ?? undefined;
+  }
+
+  function scanOnce(): void {
+    let result: ScanResult;
+    try {
+      result = table.scan();
+    } catch (error) {
+      // Only the /proc listing itself can fail here; per-process errors are counted inside.
+      scanErrors++;
+      lastError = (error as Error).message;
+      logger.error({ err: error, procRoot }, 'process scan failed');
+      return;
+    }
+    for (const listener of listeners) listener(result, table);
+    if (!emit) return;
+    for (const entry of result.created) {
+      if (entry.kernelThread) continue;
+      emit({ category: 'process_creation', timeMs: entry.startTimeMs, fields: creationFields(entry, table, hostId, sessionOf(entry)) });
+    }
+    const now = Date.now();
+    for (const entry of result.exited) {
+      if (entry.kernelThread) continue;
+      emit({ category: 'process_termination', timeMs: now, fields: terminationFields(entry, hostId, now, sessionOf(entry)) });
+    }
+  }
+
+  function tick(): void {
+    scanOnce();
+    timer = setTimeout(tick, scanIntervalMs);
+    timer.unref();
+  }
+
+  return {
+    name: 'processes',
+    table,
+    onScan(listener) {
+      listeners.push(listener);
+    },
+    setAttribution(fn) {
+      attribute = fn;
+    },
+    scanOnce,
+    async start(target) {
+      // The first scan is the baseline: processes already running are known (so their children get
+      // parent fields) but are not reported as created.
+      scanOnce();
+      emit = target;
+      for (const entry of table.entries()) sessionOf(entry);
+      if (!privileged) {
+        logger.warn({ uid: process.getuid?.() }, 'not running as root: executable paths, working directories and environments of other users\' processes cannot be read');
+      }
+      timer = setTimeout(tick, scanIntervalMs);
+      timer.unref();
+    },
+    async stop() {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      emit = undefined;
+    },
+    health(): SensorHealth {
+      const counters = { ...table.counters, scanErrors, processes: table.size };
+      if (scanErrors > 0 && lastError) {
+        return { name: 'processes', state: 'degraded', source: procRoot, reason: `listing ${procRoot} failed: ${lastError}`, counters };
+      }
+      if (!privileged) {
+        return {
+          name: 'processes', state: 'degraded', source: procRoot, counters,
+          reason: `running as uid ${process.getuid?.()}, not root: Image, CurrentDirectory and environment of other users' processes are not readable (${table.counters.permissionDenied} reads refused); run the agent as root`,
+        };
+      }
+      return { name: 'processes', state: 'ok', source: procRoot, counters };
+    },
+  };
+}
+
+export function creationFields(entry: ProcEntry, table: ProcessTable, hostId: string, sessionId: string | undefined): ProcessCreation {
+  const parent = table.get(entry.ppid);
+  const knownParent = parent && parent.startTimeMs <= entry.startTimeMs ? parent : undefined;
+  const fields: ProcessCreation = {
+    ProcessId: entry.pid,
+    ProcessGuid: processGuid(hostId, entry.pid, entry.startTimeMs),
+    Image: entry.image,
+    CommandLine: entry.commandLine,
+    ParentProcessId: entry.ppid,
+    StartTime: new Date(entry.startTimeMs).toISOString(),
+  };
+  if (entry.commandLineTruncated) fields.CommandLineTruncated = true;
+  if (entry.user !== undefined) fields.User = entry.user;
+  else if (entry.uid !== undefined) fields.User = String(entry.uid);
+  if (entry.cwd !== undefined) fields.CurrentDirectory = entry.cwd;
+  if (entry.tty !== undefined) fields.Tty = entry.tty;
+  if (knownParent) {
+    fields.ParentProcessGuid = processGuid(hostId, knownParent.pid, knownParent.startTimeMs);
+    fields.ParentImage = knownParent.image;
+    fields.ParentCommandLine = knownParent.commandLine;
+  }
+  if (sessionId !== undefined) fields.SessionId = sessionId;
+  return fields;
+}
+
+function terminationFields(entry: ProcEntry, hostId: string, nowMs: number, sessionId: string | undefined): ProcessTermination {
+  const fields: ProcessTermination = {
+    ProcessId: entry.pid,
+    ProcessGuid: processGuid(hostId, entry.pid, entry.startTimeMs),
+    Image: entry.image,
+    CommandLine: entry.commandLine,
+    ParentProcessId: entry.ppid,
+    DurationSeconds: Math.max(0, (nowMs - entry.startTimeMs) / 1000),
+  };
+  if (entry.user !== undefined) fields.User = entry.user;
+  if (sessionId !== undefined) fields.SessionId = sessionId;
+  return fields;
+}

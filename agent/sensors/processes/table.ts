@@ -1,0 +1,259 @@
+// The live process table read from /proc, kept incrementally: a scan lists pids and reads details
+// only for pids it has not seen, so its cost grows with new processes, not with the table's size.
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ProcessInfo } from '../types.ts';
+import {
+  decodeTty, parseAuditSessionId, parseBootTime, parseCmdline, parseEnviron, parseLastPid, parseStat,
+  parseStatusUid, startTimeMs,
+} from './parse.ts';
+import { UserNames } from './users.ts';
+
+/** Environment variables that tie a process to a remote session; nothing else is kept. */
+export const ATTRIBUTION_ENV_KEYS: ReadonlySet<string> = new Set([
+  'SSH_CONNECTION', 'SSH_CLIENT', 'SSH_TTY', 'DISPLAY',
+]);
+
+export interface ProcEntry extends ProcessInfo {
+  startTicks: number;
+  kernelThread: boolean;
+  /** The scan that last listed this pid. */
+  generation: number;
+  /** Set by attribution: the remote session this process belongs to, or null when none. */
+  sessionId?: string | null;
+}
+
+export interface ScanResult {
+  created: ProcEntry[];
+  exited: ProcEntry[];
+}
+
+export interface ProcessTableOptions {
+  procRoot?: string;
+  passwdPath?: string;
+  maxCommandLineChars?: number;
+}
+
+/** Counters the sensor reports in its health; every skipped pid lands in one of them. */
+export interface ProcessCounters {
+  scans: number;
+  created: number;
+  exited: number;
+  /** A pid that vanished between the listing and reading its details (exited mid-read). */
+  vanished: number;
+  /** A /proc file the agent was not allowed to read (not root, or a hardened kernel). */
+  permissionDenied: number;
+  /** A /proc file whose content did not parse. */
+  malformed: number;
+  /** A pid seen again with another start time: the old process exited, a new one took its pid. */
+  pidReused: number;
+}
+
+const NOT_READ = Symbol('not read');
+type Read<T> = T | typeof NOT_READ;
+
+export class ProcessTable {
+  readonly procRoot: string;
+  readonly counters: ProcessCounters = {
+    scans: 0, created: 0, exited: 0, vanished: 0, permissionDenied: 0, malformed: 0, pidReused: 0,
+  };
+  readonly #entries = new Map<number, ProcEntry>();
+  readonly #users: UserNames;
+  readonly #maxCommandLineChars: number;
+  #generation = 0;
+  #bootTimeSec = 0;
+  #lastPid: number | undefined;
+
+  constructor({ procRoot = '/proc', passwdPath = '/etc/passwd', maxCommandLineChars = 32_768 }: ProcessTableOptions = {}) {
+    this.procRoot = procRoot;
+    this.#users = new UserNames(passwdPath);
+    this.#maxCommandLineChars = maxCommandLineChars;
+    const boot = parseBootTime(this.#readText(join(procRoot, 'stat')) ?? '');
+    if (boot === undefined) throw new Error(`cannot read the boot time from ${join(procRoot, 'stat')}: expected a 'btime' line`);
+    this.#bootTimeSec = boot;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get(pid: number): ProcEntry | undefined {
+    return this.#entries.get(pid);
+  }
+
+  entries(): IterableIterator<ProcEntry> {
+    return this.#entries.values();
+  }
+
+  /** Ancestors of `pid`, nearest first, as far as the table knows them. */
+  *ancestors(entry: ProcEntry): Generator<ProcEntry> {
+    let current = entry;
+    for (let depth = 0; depth < 4096 && current.ppid > 0; depth++) {
+      const parent = this.#entries.get(current.ppid);
+      if (!parent || parent.startTimeMs > current.startTimeMs) return;
+      yield parent;
+      current = parent;
+    }
+  }
+
+  /**
+   * Reads a known process's command line again: a forked child carries its parent's title until it
+   * sets its own (sshd's session process does), so a title read too early can be stale.
+   */
+  refreshCommandLine(entry: ProcEntry): void {
+    const cmdline = this.#readRaw(join(this.procRoot, String(entry.pid), 'cmdline'));
+    if (cmdline === NOT_READ) return;
+    const parsed = parseCmdline(cmdline, this.#maxCommandLineChars);
+    entry.commandLine = parsed.commandLine;
+    if (parsed.truncated) entry.commandLineTruncated = true;
+  }
+
+  /**
+   * One pass over /proc. New pids are read in full; known pids cost a Map lookup. A known pid is
+   * re-read only if the kernel's pid cursor moved past it since the last scan, the only way it
+   * can have been handed to a new process.
+   */
+  scan(): ScanResult {
+    const generation = ++this.#generation;
+    this.counters.scans++;
+    const lastPid = parseLastPid(this.#readText(join(this.procRoot, 'loadavg')) ?? '');
+    const reusable = this.#reusableRange(lastPid);
+    const created: ProcEntry[] = [];
+    const exited: ProcEntry[] = [];
+    for (const name of readdirSync(this.procRoot)) {
+      const first = name.charCodeAt(0);
+      if (first < 48 || first > 57) continue;
+      const pid = Number(name);
+      const known = this.#entries.get(pid);
+      if (known) {
+        if (reusable && reusable(pid) && this.#wasReused(known)) {
+          this.counters.pidReused++;
+          exited.push(known);
+          this.#entries.delete(pid);
+        } else {
+          known.generation = generation;
+          continue;
+        }
+      }
+      const entry = this.#read(pid, generation);
+      if (entry) created.push(entry);
+    }
+    for (const entry of this.#entries.values()) {
+      if (entry.generation !== generation) exited.push(entry);
+    }
+    for (const entry of exited) {
+      if (this.#entries.get(entry.pid) === entry) this.#entries.delete(entry.pid);
+    }
+    // Insert after the pass so that parents read in this scan are found by their children.
+    for (const entry of created) this.#entries.set(entry.pid, entry);
+    created.sort((a, b) => a.startTicks - b.startTicks || a.pid - b.pid);
+    this.counters.created += created.length;
+    this.counters.exited += exited.length;
+    this.#lastPid = lastPid;
+    return { created, exited };
+  }
+
+  /** The pids the kernel may have handed out since the last scan: the cursor's path, cyclically. */
+  #reusableRange(lastPid: number | undefined): ((pid: number) => boolean) | undefined {
+    const before = this.#lastPid;
+    if (before === undefined || lastPid === undefined) return undefined;
+    if (lastPid === before) return undefined;
+    if (lastPid > before) return (pid) => pid > before && pid <= lastPid;
+    return (pid) => pid > before || pid <= lastPid;
+  }
+
+  #wasReused(known: ProcEntry): boolean {
+    const stat = parseStat(this.#readText(join(this.procRoot, String(known.pid), 'stat')) ?? '');
+    return stat !== undefined && stat.startTicks !== known.startTicks;
+  }
+
+  /** Reads one process; undefined if it exited mid-read (counted) or its stat did not parse. */
+  #read(pid: number, generation: number): ProcEntry | undefined {
+    const dir = join(this.procRoot, String(pid));
+    const statText = this.#readText(join(dir, 'stat'));
+    if (statText === undefined) {
+      this.counters.vanished++;
+      return undefined;
+    }
+    const stat = parseStat(statText);
+    if (!stat) {
+      this.counters.malformed++;
+      return undefined;
+    }
+    const entry: ProcEntry = {
+      pid,
+      ppid: stat.ppid,
+      startTicks: stat.startTicks,
+      startTimeMs: startTimeMs(this.#bootTimeSec, stat.startTicks),
+      name: stat.comm,
+      image: '',
+      commandLine: '',
+      kernelThread: stat.kernelThread,
+      generation,
+    };
+    if (stat.kernelThread) return entry;
+    const tty = decodeTty(stat.ttyNr);
+    if (tty) entry.tty = tty;
+    const statusText = this.#readText(join(dir, 'status'));
+    const uid = statusText === undefined ? undefined : parseStatusUid(statusText);
+    if (uid !== undefined) {
+      entry.uid = uid;
+      const user = this.#users.name(uid);
+      if (user !== undefined) entry.user = user;
+    }
+    const cmdline = this.#readRaw(join(dir, 'cmdline'));
+    if (cmdline !== NOT_READ) {
+      const parsed = parseCmdline(cmdline, this.#maxCommandLineChars);
+      entry.commandLine = parsed.commandLine;
+      if (parsed.truncated) entry.commandLineTruncated = true;
+    }
+    const exe = this.#readLink(join(dir, 'exe'));
+    entry.image = exe !== NOT_READ ? exe : imageFallback(entry.commandLine, stat.comm);
+    const cwd = this.#readLink(join(dir, 'cwd'));
+    if (cwd !== NOT_READ) entry.cwd = cwd;
+    const sessionText = this.#readText(join(dir, 'sessionid'));
+    const auditSessionId = sessionText === undefined ? undefined : parseAuditSessionId(sessionText);
+    if (auditSessionId !== undefined) entry.auditSessionId = auditSessionId;
+    const environ = this.#readRaw(join(dir, 'environ'));
+    if (environ !== NOT_READ) {
+      const env = parseEnviron(environ, ATTRIBUTION_ENV_KEYS);
+      if (Object.keys(env).length > 0) entry.env = env;
+    }
+    return entry;
+  }
+
+  #readText(path: string): string | undefined {
+    const raw = this.#readRaw(path);
+    return raw === NOT_READ ? undefined : raw.toString('utf8');
+  }
+
+  #readRaw(path: string): Read<Buffer> {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      this.#countReadError(error);
+      return NOT_READ;
+    }
+  }
+
+  #readLink(path: string): Read<string> {
+    try {
+      return readlinkSync(path);
+    } catch (error) {
+      this.#countReadError(error);
+      return NOT_READ;
+    }
+  }
+
+  #countReadError(error: unknown): void {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') this.counters.permissionDenied++;
+    // ENOENT/ESRCH: the process exited mid-read; its stat read (or the next scan) counts it.
+  }
+}
+
+/** Without permission to read /proc/PID/exe: argv[0] when it is a path, else the comm name. */
+function imageFallback(commandLine: string, comm: string): string {
+  const argv0 = commandLine.split(' ', 1)[0] ?? '';
+  return argv0.startsWith('/') ? argv0 : comm;
+}

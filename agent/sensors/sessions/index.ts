@@ -1,0 +1,234 @@
+// The sessions sensor: remote sessions start and end, with who and from where. SSH sessions come from
+// sshd's process tree (seen in the same scan as their processes); VNC, RDP, telnet and remote-access
+// tools from established connections to the ports they listen on.
+import { readFileSync } from 'node:fs';
+import type { Logger } from '../../log/index.ts';
+import type { RemoteSession } from '../../../collector/protocol/index.ts';
+import type { ConnectionSensor, ConnectionsView, RemoteConnection } from '../connections/index.ts';
+import type { ProcEntry, ProcessSensor, ProcessTable, ScanResult } from '../processes/index.ts';
+import type { Emit, Sensor, SensorHealth } from '../types.ts';
+import { parseSshConnection, parseSshdTitle, parseUtmp, UtmpType, type UtmpRecord } from './parse.ts';
+import { SessionRegistry, sessionId, type RemoteSessionRecord } from './registry.ts';
+
+export { SessionRegistry, type RemoteSessionRecord } from './registry.ts';
+
+export interface SessionSensorOptions {
+  hostId: string;
+  processes: ProcessSensor;
+  connections: ConnectionSensor;
+  logger: Logger;
+  utmpPath?: string;
+}
+
+export interface SessionSensor extends Sensor {
+  readonly registry: SessionRegistry;
+  /** Records of utmp (`/run/utmp`), for the snapshot; empty where the file does not exist. */
+  utmp(): UtmpRecord[];
+}
+
+/** How many scans a session process with a stale (parent's) title is re-read before giving up. */
+const STALE_TITLE_RETRIES = 20;
+
+export function createSessionSensor({
+  hostId, processes, connections, logger, utmpPath = '/run/utmp',
+}: SessionSensorOptions): SessionSensor {
+  const registry = new SessionRegistry();
+  const announced = new Set<string>();
+  const pendingTitles = new Map<ProcEntry, number>();
+  const counters = { started: 0, ended: 0, utmpMalformed: 0, utmpReadErrors: 0, staleTitles: 0 };
+  let utmpMissingSaid = false;
+  let emit: Emit | undefined;
+
+  function announce(record: RemoteSessionRecord): void {
+    if (!emit || announced.has(record.id)) return;
+    announced.add(record.id);
+    counters.started++;
+    emit({ category: 'remote_session', timeMs: record.startTimeMs, fields: sessionFields(record, 'start') });
+  }
+
+  function end(record: RemoteSessionRecord, nowMs: number): void {
+    registry.remove(record.id);
+    if (!announced.delete(record.id) || !emit) return;
+    counters.ended++;
+    const fields = sessionFields(record, 'end');
+    fields.DurationSeconds = Math.max(0, Math.round((nowMs - record.startTimeMs) / 100) / 10);
+    emit({ category: 'remote_session', timeMs: nowMs, fields });
+  }
+
+  function readUtmp(): UtmpRecord[] {
+    let data: Buffer;
+    try {
+      data = readFileSync(utmpPath);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        if (!utmpMissingSaid) logger.info({ utmpPath }, 'no utmp file: SSH sessions are found from sshd processes and sockets alone');
+        utmpMissingSaid = true;
+      } else {
+        counters.utmpReadErrors++;
+      }
+      return [];
+    }
+    const parsed = parseUtmp(data);
+    counters.utmpMalformed += parsed.malformed;
+    return parsed.records;
+  }
+
+  /** The client endpoint of an SSH session: its socket, else utmp, else a child's SSH_CONNECTION. */
+  function sshSource(entry: ProcEntry, priv: ProcEntry | undefined, table: ProcessTable): Pick<RemoteSessionRecord, 'sourceIp' | 'sourcePort' | 'localPort'> {
+    const inodes = connections.reader.socketsOf(entry.pid);
+    if (priv) for (const inode of connections.reader.socketsOf(priv.pid)) inodes.add(inode);
+    if (inodes.size > 0) {
+      const socket = connections.reader.read().find((s) => s.state === 'ESTABLISHED' && s.inode !== undefined && inodes.has(s.inode));
+      if (socket) return { sourceIp: socket.remoteIp, sourcePort: socket.remotePort, localPort: socket.localPort };
+    }
+    for (const candidate of table.entries()) {
+      if (candidate.ppid !== entry.pid) continue;
+      const ssh = parseSshConnection(candidate.env?.['SSH_CONNECTION']);
+      if (ssh) return { sourceIp: ssh.clientIp, sourcePort: ssh.clientPort, localPort: ssh.serverPort };
+    }
+    const record = readUtmp().find((r) => r.type === UtmpType.USER_PROCESS && r.pid === priv?.pid);
+    if (record?.addr) return { sourceIp: record.addr };
+    if (record?.host) return { sourceIp: record.host };
+    return {};
+  }
+
+  function startSsh(entry: ProcEntry, user: string | undefined, tty: string | undefined, table: ProcessTable): void {
+    const priv = table.get(entry.ppid);
+    const record: RemoteSessionRecord = {
+      id: sessionId('ssh', hostId, entry.pid, entry.startTimeMs),
+      protocol: 'ssh',
+      tool: 'sshd',
+      leaderPid: entry.pid,
+      leaderStartMs: entry.startTimeMs,
+      image: entry.image,
+      startTimeMs: entry.startTimeMs,
+      ...sshSource(entry, priv, table),
+    };
+    const name = entry.user ?? user;
+    if (name !== undefined) record.user = name;
+    const terminal = tty ?? entry.tty;
+    if (terminal) record.tty = terminal;
+    if (entry.auditSessionId !== undefined) record.auditSessionId = entry.auditSessionId;
+    registry.add(record);
+    announce(record);
+  }
+
+  /** Considers one sshd process; true when it is settled (a session, or certainly not one). */
+  function considerSshd(entry: ProcEntry, table: ProcessTable): boolean {
+    const title = parseSshdTitle(entry.commandLine);
+    if (title?.role === 'session') {
+      startSsh(entry, title.user, title.tty, table);
+      return true;
+    }
+    // The per-session child of `[priv]` starts with its parent's title; read it again later.
+    const parent = table.get(entry.ppid);
+    return !(parent && parseSshdTitle(parent.commandLine)?.role === 'priv' && title?.role === 'priv');
+  }
+
+  function onScan(result: ScanResult, table: ProcessTable): void {
+    for (const [entry, tries] of pendingTitles) {
+      if (table.get(entry.pid) !== entry) {
+        pendingTitles.delete(entry);
+        continue;
+      }
+      table.refreshCommandLine(entry);
+      if (considerSshd(entry, table) || tries >= STALE_TITLE_RETRIES) pendingTitles.delete(entry);
+      else pendingTitles.set(entry, tries + 1);
+    }
+    for (const entry of result.created) {
+      if (entry.kernelThread || !entry.commandLine.startsWith('sshd')) continue;
+      if (!considerSshd(entry, table)) {
+        counters.staleTitles++;
+        pendingTitles.set(entry, 1);
+      }
+    }
+    if (result.exited.length === 0) return;
+    const now = Date.now();
+    for (const entry of result.exited) {
+      pendingTitles.delete(entry);
+      const record = registry.byLeader(entry.pid, entry.startTimeMs);
+      if (record) end(record, now);
+    }
+  }
+
+  function onConnections(view: ConnectionsView): void {
+    const live = new Set<number>();
+    for (const connection of view.connections) {
+      if (connection.direction !== 'inbound' || connection.tool.session !== 'socket') continue;
+      const inode = connection.socket.inode!;
+      live.add(inode);
+      const id = sessionId(connection.tool.protocol, hostId, inode, connection.socket.remoteIp, connection.socket.remotePort);
+      if (registry.get(id)) continue;
+      const record = socketSession(id, connection, processes.table, view.atMs);
+      registry.add(record);
+      announce(record);
+    }
+    for (const record of registry.all()) {
+      if (record.socketInode !== undefined && !live.has(record.socketInode)) end(record, view.atMs);
+    }
+  }
+
+  processes.onScan(onScan);
+  connections.onUpdate(onConnections);
+
+  return {
+    name: 'sessions',
+    registry,
+    utmp: () => readUtmp(),
+    async start(target) {
+      emit = target;
+      // Sessions found before start (the baseline scan) are live now: say so.
+      for (const record of registry.all()) announce(record);
+    },
+    async stop() {
+      emit = undefined;
+    },
+    health(): SensorHealth {
+      const source = `sshd processes, ${utmpPath}, inbound connections to remote-access ports`;
+      return { name: 'sessions', state: 'ok', source, counters: { ...counters, active: registry.size } };
+    },
+  };
+}
+
+function socketSession(id: string, connection: RemoteConnection, table: ProcessTable, atMs: number): RemoteSessionRecord {
+  const { socket, owner, tool } = connection;
+  const record: RemoteSessionRecord = {
+    id,
+    protocol: tool.protocol,
+    tool: tool.tool,
+    sourceIp: socket.remoteIp,
+    sourcePort: socket.remotePort,
+    localPort: socket.localPort,
+    socketInode: socket.inode!,
+    startTimeMs: atMs,
+  };
+  const leader = owner ? table.get(owner.pid) : undefined;
+  if (leader) {
+    record.leaderPid = leader.pid;
+    record.leaderStartMs = leader.startTimeMs;
+    record.image = leader.image;
+    if (leader.user !== undefined) record.user = leader.user;
+    // Xvnc :1 … — processes on that display belong to the session.
+    const display = /(?:^|\s)(:\d+)(?:\s|$)/.exec(leader.commandLine)?.[1];
+    if (display && tool.protocol === 'vnc') record.display = display;
+  }
+  return record;
+}
+
+export function sessionFields(record: RemoteSessionRecord, action: 'start' | 'end'): RemoteSession {
+  const fields: RemoteSession = {
+    SessionId: record.id,
+    Action: action,
+    Protocol: record.protocol,
+    Tool: record.tool,
+    StartTime: new Date(record.startTimeMs).toISOString(),
+  };
+  if (record.user !== undefined) fields.User = record.user;
+  if (record.sourceIp !== undefined) fields.SourceIp = record.sourceIp;
+  if (record.sourcePort !== undefined) fields.SourcePort = record.sourcePort;
+  if (record.localPort !== undefined) fields.LocalPort = record.localPort;
+  if (record.leaderPid !== undefined) fields.ProcessId = record.leaderPid;
+  if (record.image !== undefined) fields.Image = record.image;
+  if (record.tty !== undefined) fields.Tty = record.tty;
+  return fields;
+}

@@ -1,0 +1,156 @@
+// One schema per event category of design.md §3: the `fields` each category carries.
+// Names follow the Sigma taxonomy so SigmaHQ rules run unchanged; our own additions are marked below.
+import { z } from 'zod';
+import { MAX_FIELD_STRING_CHARS, MAX_NAME_CHARS } from './limits.ts';
+
+const text = z.string().max(MAX_FIELD_STRING_CHARS);
+const name = z.string().max(MAX_NAME_CHARS);
+const pid = z.number().int().nonnegative();
+const port = z.number().int().min(0).max(65_535);
+const ip = z.string().max(64);
+
+/** Policy context added by enrichment before rules run (design.md §3). Any category may carry it. */
+export const EnrichmentFields = {
+  SessionId: name.optional(),
+  InMaintenanceWindow: z.boolean().optional(),
+  ToolApproved: z.boolean().optional(),
+  SourceApproved: z.boolean().optional(),
+  AccountApproved: z.boolean().optional(),
+  Ticket: name.optional(),
+};
+
+const processIdentity = {
+  ProcessId: pid,
+  /** Ours, after Sysmon: stays unique when the pid is reused (host, pid and start time). */
+  ProcessGuid: name.optional(),
+  Image: text,
+  User: name.optional(),
+};
+
+export const ProcessCreationFields = z.strictObject({
+  ...EnrichmentFields,
+  ...processIdentity,
+  CommandLine: text,
+  /** Ours: true when CommandLine was cut to MAX_FIELD_STRING_CHARS. */
+  CommandLineTruncated: z.boolean().optional(),
+  CurrentDirectory: text.optional(),
+  ParentProcessId: pid,
+  ParentProcessGuid: name.optional(),
+  ParentImage: text.optional(),
+  ParentCommandLine: text.optional(),
+  /** Ours: the controlling terminal (`pts/0`), if any. */
+  Tty: name.optional(),
+  /** Ours: when the process started, ISO 8601. */
+  StartTime: z.iso.datetime().optional(),
+});
+
+export const ProcessTerminationFields = z.strictObject({
+  ...EnrichmentFields,
+  ...processIdentity,
+  CommandLine: text.optional(),
+  ParentProcessId: pid.optional(),
+  /** Ours: only sources that see the exit status fill it. */
+  ExitCode: z.number().int().optional(),
+  /** Ours: how long the process ran, in seconds. */
+  DurationSeconds: z.number().nonnegative().optional(),
+});
+
+/**
+ * Source is the side that opened the connection, as in Sysmon: for an inbound connection
+ * (`Initiated` false) SourceIp is the remote peer; for an outbound one it is this host.
+ */
+export const NetworkConnectionFields = z.strictObject({
+  ...EnrichmentFields,
+  Image: text.optional(),
+  ProcessId: pid.optional(),
+  User: name.optional(),
+  Protocol: z.enum(['tcp', 'udp']),
+  Initiated: z.boolean(),
+  SourceIp: ip,
+  SourcePort: port,
+  DestinationIp: ip,
+  DestinationPort: port,
+  /** Ours: the remote-access tool or service this connection belongs to (ssh, anydesk, …). */
+  Tool: name.optional(),
+});
+
+export const RemoteSessionFields = z.strictObject({
+  ...EnrichmentFields,
+  SessionId: name,
+  Action: z.enum(['start', 'end']),
+  Protocol: name,
+  Tool: name.optional(),
+  User: name.optional(),
+  SourceIp: ip.optional(),
+  SourcePort: port.optional(),
+  LocalPort: port.optional(),
+  /** The process that holds the session (sshd's per-session process, the tool, …). */
+  ProcessId: pid.optional(),
+  Image: text.optional(),
+  Tty: name.optional(),
+  StartTime: z.iso.datetime().optional(),
+  DurationSeconds: z.number().nonnegative().optional(),
+});
+
+export const ShellCommandFields = z.strictObject({
+  ...EnrichmentFields,
+  SessionId: name,
+  CommandLine: text,
+  User: name,
+  CurrentDirectory: text.optional(),
+});
+
+export const RemovableMediaFields = z.strictObject({
+  ...EnrichmentFields,
+  Action: z.enum(['attach', 'detach', 'mount', 'unmount']),
+  Device: name,
+  Vendor: name.optional(),
+  Model: name.optional(),
+  Serial: name.optional(),
+  SizeBytes: z.number().int().nonnegative().optional(),
+  MountPoint: text.optional(),
+  FileSystem: name.optional(),
+});
+
+/** Facts about the agent itself; `Action` says which, the other fields are its details. */
+export const AgentFields = z.strictObject({
+  ...EnrichmentFields,
+  Action: z.enum([
+    'started',
+    'stopped',
+    'rules_loaded',
+    'buffer_dropped',
+    'sensor_error',
+    'sensor_unavailable',
+    'outbox_reset',
+  ]),
+  Sensor: name.optional(),
+  Code: name.optional(),
+  Message: text.optional(),
+  Count: z.number().int().nonnegative().optional(),
+  FromSeq: z.number().int().nonnegative().optional(),
+  ToSeq: z.number().int().nonnegative().optional(),
+  Version: name.optional(),
+});
+
+export const categoryFields = {
+  process_creation: ProcessCreationFields,
+  process_termination: ProcessTerminationFields,
+  network_connection: NetworkConnectionFields,
+  remote_session: RemoteSessionFields,
+  shell_command: ShellCommandFields,
+  removable_media: RemovableMediaFields,
+  agent: AgentFields,
+} as const;
+
+export type Category = keyof typeof categoryFields;
+export const CATEGORIES = Object.keys(categoryFields) as Category[];
+
+export type ProcessCreation = z.infer<typeof ProcessCreationFields>;
+export type ProcessTermination = z.infer<typeof ProcessTerminationFields>;
+export type NetworkConnection = z.infer<typeof NetworkConnectionFields>;
+export type RemoteSession = z.infer<typeof RemoteSessionFields>;
+export type ShellCommand = z.infer<typeof ShellCommandFields>;
+export type RemovableMedia = z.infer<typeof RemovableMediaFields>;
+export type AgentFact = z.infer<typeof AgentFields>;
+export type FieldsOf<C extends Category> = z.infer<(typeof categoryFields)[C]>;
