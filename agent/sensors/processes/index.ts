@@ -66,6 +66,10 @@ export function createProcessSensor({
       if (entry.kernelThread) continue;
       emit({ category: 'process_creation', timeMs: entry.startTimeMs, fields: creationFields(entry, table, hostId, sessionOf(entry)) });
     }
+    // An exec seen late is a process_creation of the new program, as Linux audit reports each execve.
+    for (const entry of result.execed) {
+      emit({ category: 'process_creation', timeMs: entry.readAtMs, fields: creationFields(entry, table, hostId, sessionOf(entry)) });
+    }
     const now = Date.now();
     for (const entry of result.exited) {
       if (entry.kernelThread) continue;

@@ -1,7 +1,7 @@
 // The live process table read from /proc, kept incrementally: a scan lists pids and reads details
 // only for pids it has not seen, so its cost grows with new processes, not with the table's size.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { ProcessInfo } from '../types.ts';
 import {
   decodeTty, parseAuditSessionId, parseBootTime, parseCmdline, parseEnviron, parseLastPid, parseStat,
@@ -17,6 +17,8 @@ export const ATTRIBUTION_ENV_KEYS: ReadonlySet<string> = new Set([
 export interface ProcEntry extends ProcessInfo {
   startTicks: number;
   kernelThread: boolean;
+  /** When a scan first read this process (ms since the epoch). */
+  readAtMs: number;
   /** The scan that last listed this pid. */
   generation: number;
   /** Set by attribution: the remote session this process belongs to, or null when none. */
@@ -26,7 +28,17 @@ export interface ProcEntry extends ProcessInfo {
 export interface ScanResult {
   created: ProcEntry[];
   exited: ProcEntry[];
+  /**
+   * Young processes that ran execve() after they were first read (a fork is often seen before its
+   * exec): their entry now holds the new program.
+   */
+  execed: ProcEntry[];
+  /** Young processes that rewrote their own title without an exec (sshd does, per session). */
+  retitled: ProcEntry[];
 }
+
+/** How long after it is first read a process is checked again for an exec or a new title. */
+export const YOUNG_WINDOW_MS = 300;
 
 export interface ProcessTableOptions {
   procRoot?: string;
@@ -47,6 +59,8 @@ export interface ProcessCounters {
   malformed: number;
   /** A pid seen again with another start time: the old process exited, a new one took its pid. */
   pidReused: number;
+  /** A process first read between its fork and its exec, reported again once it had exec'd. */
+  execAfterRead: number;
 }
 
 const NOT_READ = Symbol('not read');
@@ -55,9 +69,11 @@ type Read<T> = T | typeof NOT_READ;
 export class ProcessTable {
   readonly procRoot: string;
   readonly counters: ProcessCounters = {
-    scans: 0, created: 0, exited: 0, vanished: 0, permissionDenied: 0, malformed: 0, pidReused: 0,
+    scans: 0, created: 0, exited: 0, vanished: 0, permissionDenied: 0, malformed: 0, pidReused: 0, execAfterRead: 0,
   };
   readonly #entries = new Map<number, ProcEntry>();
+  /** Processes first read less than YOUNG_WINDOW_MS ago, oldest first. */
+  #young: ProcEntry[] = [];
   readonly #users: UserNames;
   readonly #maxCommandLineChars: number;
   #generation = 0;
@@ -97,24 +113,13 @@ export class ProcessTable {
   }
 
   /**
-   * Reads a known process's command line again: a forked child carries its parent's title until it
-   * sets its own (sshd's session process does), so a title read too early can be stale.
-   */
-  refreshCommandLine(entry: ProcEntry): void {
-    const cmdline = this.#readRaw(join(this.procRoot, String(entry.pid), 'cmdline'));
-    if (cmdline === NOT_READ) return;
-    const parsed = parseCmdline(cmdline, this.#maxCommandLineChars);
-    entry.commandLine = parsed.commandLine;
-    if (parsed.truncated) entry.commandLineTruncated = true;
-  }
-
-  /**
    * One pass over /proc. New pids are read in full; known pids cost a Map lookup. A known pid is
    * re-read only if the kernel's pid cursor moved past it since the last scan, the only way it
    * can have been handed to a new process.
    */
   scan(): ScanResult {
     const generation = ++this.#generation;
+    const nowMs = Date.now();
     this.counters.scans++;
     const lastPid = parseLastPid(this.#readText(join(this.procRoot, 'loadavg')) ?? '');
     const reusable = this.#reusableRange(lastPid);
@@ -135,7 +140,7 @@ export class ProcessTable {
           continue;
         }
       }
-      const entry = this.#read(pid, generation);
+      const entry = this.#read(pid, generation, nowMs);
       if (entry) created.push(entry);
     }
     for (const entry of this.#entries.values()) {
@@ -144,13 +149,51 @@ export class ProcessTable {
     for (const entry of exited) {
       if (this.#entries.get(entry.pid) === entry) this.#entries.delete(entry.pid);
     }
+    const { execed, retitled } = this.#recheckYoung(nowMs);
     // Insert after the pass so that parents read in this scan are found by their children.
     for (const entry of created) this.#entries.set(entry.pid, entry);
     created.sort((a, b) => a.startTicks - b.startTicks || a.pid - b.pid);
+    for (const entry of created) if (!entry.kernelThread) this.#young.push(entry);
     this.counters.created += created.length;
     this.counters.exited += exited.length;
     this.#lastPid = lastPid;
-    return { created, exited };
+    return { created, exited, execed, retitled };
+  }
+
+  /**
+   * Reads young processes' command lines again. A changed one is read in full: a new executable or
+   * comm means an exec the first read came too early for; otherwise the program retitled itself.
+   */
+  #recheckYoung(nowMs: number): { execed: ProcEntry[]; retitled: ProcEntry[] } {
+    const execed: ProcEntry[] = [];
+    const retitled: ProcEntry[] = [];
+    let keepFrom = 0;
+    while (keepFrom < this.#young.length && nowMs - this.#young[keepFrom]!.readAtMs > YOUNG_WINDOW_MS) keepFrom++;
+    this.#young = this.#young.slice(keepFrom);
+    for (const entry of this.#young) {
+      if (this.#entries.get(entry.pid) !== entry) continue;
+      const cmdline = this.#readRaw(join(this.procRoot, String(entry.pid), 'cmdline'));
+      if (cmdline === NOT_READ || parseCmdline(cmdline, this.#maxCommandLineChars).commandLine === entry.commandLine) continue;
+      const fresh = this.#read(entry.pid, entry.generation, entry.readAtMs);
+      if (!fresh || fresh.startTicks !== entry.startTicks) continue;
+      const exec = fresh.image !== entry.image || fresh.name !== entry.name;
+      const { sessionId } = entry;
+      Object.assign(entry, fresh);
+      if (sessionId !== undefined) entry.sessionId = sessionId;
+      if (exec) {
+        this.counters.execAfterRead++;
+        execed.push(entry);
+      } else {
+        retitled.push(entry);
+      }
+    }
+    return { execed, retitled };
+  }
+
+  /** Whether a process has exited but not been reaped yet: gone for every purpose but its pid. */
+  isZombie(entry: ProcEntry): boolean {
+    const stat = parseStat(this.#readText(join(this.procRoot, String(entry.pid), 'stat')) ?? '');
+    return stat === undefined || stat.startTicks !== entry.startTicks || stat.state === 'Z';
   }
 
   /** The pids the kernel may have handed out since the last scan: the cursor's path, cyclically. */
@@ -168,7 +211,7 @@ export class ProcessTable {
   }
 
   /** Reads one process; undefined if it exited mid-read (counted) or its stat did not parse. */
-  #read(pid: number, generation: number): ProcEntry | undefined {
+  #read(pid: number, generation: number, nowMs: number, retry = true): ProcEntry | undefined {
     const dir = join(this.procRoot, String(pid));
     const statText = this.#readText(join(dir, 'stat'));
     if (statText === undefined) {
@@ -189,6 +232,7 @@ export class ProcessTable {
       image: '',
       commandLine: '',
       kernelThread: stat.kernelThread,
+      readAtMs: nowMs,
       generation,
     };
     if (stat.kernelThread) return entry;
@@ -208,6 +252,12 @@ export class ProcessTable {
       if (parsed.truncated) entry.commandLineTruncated = true;
     }
     const exe = this.#readLink(join(dir, 'exe'));
+    if (retry && exe !== NOT_READ && !basename(exe).startsWith(stat.comm)) {
+      // comm not matching the executable is normal for symlinks (sh → dash), but it is also what an
+      // exec between reading stat and reading exe looks like: then read the new program in full.
+      const again = parseStat(this.#readText(join(dir, 'stat')) ?? '');
+      if (again && again.startTicks === stat.startTicks && again.comm !== stat.comm) return this.#read(pid, generation, nowMs, false);
+    }
     entry.image = exe !== NOT_READ ? exe : imageFallback(entry.commandLine, stat.comm);
     const cwd = this.#readLink(join(dir, 'cwd'));
     if (cwd !== NOT_READ) entry.cwd = cwd;

@@ -26,16 +26,12 @@ export interface SessionSensor extends Sensor {
   utmp(): UtmpRecord[];
 }
 
-/** How many scans a session process with a stale (parent's) title is re-read before giving up. */
-const STALE_TITLE_RETRIES = 20;
-
 export function createSessionSensor({
   hostId, processes, connections, logger, utmpPath = '/run/utmp',
 }: SessionSensorOptions): SessionSensor {
   const registry = new SessionRegistry();
   const announced = new Set<string>();
-  const pendingTitles = new Map<ProcEntry, number>();
-  const counters = { started: 0, ended: 0, utmpMalformed: 0, utmpReadErrors: 0, staleTitles: 0 };
+  const counters = { started: 0, ended: 0, utmpMalformed: 0, utmpReadErrors: 0, forgedTitles: 0 };
   let utmpMissingSaid = false;
   let emit: Emit | undefined;
 
@@ -113,41 +109,37 @@ export function createSessionSensor({
     announce(record);
   }
 
-  /** Considers one sshd process; true when it is settled (a session, or certainly not one). */
-  function considerSshd(entry: ProcEntry, table: ProcessTable): boolean {
+  /** Registers the session if `entry` is sshd's per-session process under its root monitor. */
+  function considerSshd(entry: ProcEntry, table: ProcessTable): void {
     const title = parseSshdTitle(entry.commandLine);
-    if (title?.role === 'session') {
-      startSsh(entry, title.user, title.tty, table);
-      return true;
-    }
-    // The per-session child of `[priv]` starts with its parent's title; read it again later.
+    // Anyone can title a process `sshd: root@pts/0`; only sshd's root-owned monitor can be its parent.
     const parent = table.get(entry.ppid);
-    return !(parent && parseSshdTitle(parent.commandLine)?.role === 'priv' && title?.role === 'priv');
+    const underMonitor = parent !== undefined && parent.uid === 0 && parseSshdTitle(parent.commandLine)?.role === 'priv';
+    if (title?.role !== 'session') return;
+    if (!underMonitor) {
+      counters.forgedTitles++;
+      return;
+    }
+    if (!registry.byLeader(entry.pid, entry.startTimeMs)) startSsh(entry, title.user, title.tty, table);
   }
 
   function onScan(result: ScanResult, table: ProcessTable): void {
-    for (const [entry, tries] of pendingTitles) {
-      if (table.get(entry.pid) !== entry) {
-        pendingTitles.delete(entry);
-        continue;
-      }
-      table.refreshCommandLine(entry);
-      if (considerSshd(entry, table) || tries >= STALE_TITLE_RETRIES) pendingTitles.delete(entry);
-      else pendingTitles.set(entry, tries + 1);
-    }
-    for (const entry of result.created) {
-      if (entry.kernelThread || !entry.commandLine.startsWith('sshd')) continue;
-      if (!considerSshd(entry, table)) {
-        counters.staleTitles++;
-        pendingTitles.set(entry, 1);
+    // The per-session process first carries its monitor's title, so a retitle may be the session.
+    for (const list of [result.created, result.retitled, result.execed]) {
+      for (const entry of list) {
+        if (!entry.kernelThread && entry.commandLine.startsWith('sshd')) considerSshd(entry, table);
       }
     }
-    if (result.exited.length === 0) return;
     const now = Date.now();
     for (const entry of result.exited) {
-      pendingTitles.delete(entry);
       const record = registry.byLeader(entry.pid, entry.startTimeMs);
       if (record) end(record, now);
+    }
+    // A leader that exited but is not reaped yet still has a /proc entry; its session is over.
+    for (const record of registry.all()) {
+      if (record.leaderPid === undefined || record.socketInode !== undefined) continue;
+      const leader = table.get(record.leaderPid);
+      if (leader && leader.startTimeMs === record.leaderStartMs && table.isZombie(leader)) end(record, now);
     }
   }
 

@@ -1,0 +1,82 @@
+// The agent's eyes on a real SSH session: sshd on loopback, a key login as a test user, a command in
+// the session. The session's start and end, and the attribution of its processes, are what plant IT
+// and the SOC rely on.
+import { once } from 'node:events';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ProcessCreationFields, RemoteSessionFields } from '../collector/protocol/index.ts';
+import { defaultConfig } from '../agent/config/index.ts';
+import { silentLogger } from '../agent/log/index.ts';
+import { createSensors, type SensorSet } from '../agent/sensors/index.ts';
+import { fieldsOf, observationLog, type ObservationLog } from './helpers/observations.ts';
+import { sshdAvailable, startSshd, type SshdHandle } from './helpers/sshd.ts';
+
+const available = sshdAvailable();
+if (!available.ok) console.warn(`skipping SSH integration tests: ${available.reason}`);
+
+describe.skipIf(!available.ok)('SSH sessions through a real sshd', () => {
+  let sshd: SshdHandle;
+  let sensors: SensorSet;
+  let log: ObservationLog;
+
+  beforeAll(async () => {
+    sshd = await startSshd();
+    log = observationLog();
+    sensors = createSensors({ config: defaultConfig(), hostId: 'test-host', logger: silentLogger() });
+    for (const sensor of sensors.ordered) await sensor.start(log.emit);
+  });
+
+  afterAll(async () => {
+    for (const sensor of sensors?.ordered.toReversed() ?? []) await sensor.stop();
+    await sshd?.stop();
+  });
+
+  it('reports the session with user and source, attributes its processes, and ends it with a duration', async () => {
+    const client = sshd.ssh('sleep 30');
+    const start = RemoteSessionFields.parse((await log.waitFor(
+      (o) => o.category === 'remote_session' && fieldsOf(o)['Action'] === 'start' && fieldsOf(o)['User'] === sshd.user,
+      10_000, 'the ssh session start')).fields);
+    expect(start).toMatchObject({ Protocol: 'ssh', Tool: 'sshd', User: sshd.user, SourceIp: '127.0.0.1', LocalPort: sshd.port });
+    expect(start.SourcePort).toBeGreaterThan(0);
+    expect(start.Tty).toBeUndefined();
+
+    const sleep = ProcessCreationFields.parse((await log.waitFor(
+      (o) => o.category === 'process_creation' && fieldsOf(o)['CommandLine'] === 'sleep 30' && fieldsOf(o)['User'] === sshd.user,
+      10_000, 'the sleep in the session')).fields);
+    expect(sleep.SessionId).toBe(start.SessionId);
+    expect(sleep.Image).toBe('/usr/bin/sleep');
+
+    // The session is reachable from the process: its id leads to who and from where.
+    const session = sensors.sessions.registry.get(sleep.SessionId!);
+    expect(session).toMatchObject({ user: sshd.user, sourceIp: '127.0.0.1', sourcePort: start.SourcePort });
+
+    // A network_connection for the inbound SSH connection, from the same client port.
+    const inbound = await log.waitFor((o) => o.category === 'network_connection' && fieldsOf(o)['SourcePort'] === start.SourcePort, 5_000, 'the inbound ssh connection');
+    expect(fieldsOf(inbound)).toMatchObject({ Initiated: false, DestinationPort: sshd.port, Tool: 'sshd', SourceIp: '127.0.0.1' });
+
+    client.kill('SIGTERM');
+    await once(client, 'exit');
+    const end = RemoteSessionFields.parse((await log.waitFor(
+      (o) => o.category === 'remote_session' && fieldsOf(o)['Action'] === 'end' && fieldsOf(o)['SessionId'] === start.SessionId,
+      10_000, 'the ssh session end')).fields);
+    expect(end.User).toBe(sshd.user);
+    expect(end.DurationSeconds).toBeGreaterThan(0);
+    expect(end.DurationSeconds).toBeLessThan(30);
+  });
+
+  it('gives a pty session its terminal, and keeps two sessions of one user apart', async () => {
+    const first = sshd.ssh('sleep 31', { tty: true });
+    const second = sshd.ssh('sleep 32', { tty: true });
+    const sleeps = await Promise.all(['sleep 31', 'sleep 32'].map((command) => log.waitFor(
+      (o) => o.category === 'process_creation' && fieldsOf(o)['CommandLine'] === command, 10_000, command)));
+    const ids = sleeps.map((o) => String(fieldsOf(o)['SessionId']));
+    expect(ids[0]).not.toBe(ids[1]);
+    for (const [i, id] of ids.entries()) {
+      const start = await log.waitFor((o) => o.category === 'remote_session' && fieldsOf(o)['SessionId'] === id && fieldsOf(o)['Action'] === 'start');
+      expect(fieldsOf(start)['Tty']).toMatch(/^pts\/\d+$/);
+      expect(fieldsOf(sleeps[i]!)['Tty']).toBe(fieldsOf(start)['Tty']);
+    }
+    first.kill('SIGTERM');
+    second.kill('SIGTERM');
+    await Promise.all(ids.map((id) => log.waitFor((o) => o.category === 'remote_session' && fieldsOf(o)['SessionId'] === id && fieldsOf(o)['Action'] === 'end', 10_000, `end of ${id}`)));
+  });
+});
