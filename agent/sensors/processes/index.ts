@@ -3,7 +3,7 @@
 import type { Logger } from '../../log/index.ts';
 import type { ProcessCreation, ProcessTermination } from '../../../collector/protocol/index.ts';
 import type { Emit, Sensor, SensorHealth } from '../types.ts';
-import { ProcessTable, type ProcEntry, type ScanResult } from './table.ts';
+import { ProcessTable, type ProcEntry, type ProcessTableOptions, type ScanResult } from './table.ts';
 import { processGuid } from './guid.ts';
 
 export { ProcessTable, type ProcEntry, type ScanResult } from './table.ts';
@@ -22,6 +22,7 @@ export interface ProcessSensorOptions {
   procRoot?: string;
   passwdPath?: string;
   maxCommandLineChars?: number;
+  readLink?: ProcessTableOptions['readLink'];
 }
 
 export interface ProcessSensor extends Sensor {
@@ -33,9 +34,11 @@ export interface ProcessSensor extends Sensor {
 }
 
 export function createProcessSensor({
-  hostId, logger, scanIntervalMs = 100, procRoot = '/proc', passwdPath = '/etc/passwd', maxCommandLineChars,
+  hostId, logger, scanIntervalMs = 100, procRoot = '/proc', passwdPath = '/etc/passwd', maxCommandLineChars, readLink,
 }: ProcessSensorOptions): ProcessSensor {
-  const table = new ProcessTable({ procRoot, passwdPath, ...(maxCommandLineChars ? { maxCommandLineChars } : {}) });
+  const table = new ProcessTable({
+    procRoot, passwdPath, ...(maxCommandLineChars ? { maxCommandLineChars } : {}), ...(readLink ? { readLink } : {}),
+  });
   const listeners: ScanListener[] = [];
   const privileged = process.getuid?.() === 0;
   let attribute: Attribute = () => undefined;

@@ -44,6 +44,8 @@ export interface ProcessTableOptions {
   procRoot?: string;
   passwdPath?: string;
   maxCommandLineChars?: number;
+  /** How `exe` and `cwd` links are read; fixture trees store them as files holding the target. */
+  readLink?: (path: string) => string;
 }
 
 /** Counters the sensor reports in its health; every skipped pid lands in one of them. */
@@ -76,12 +78,16 @@ export class ProcessTable {
   #young: ProcEntry[] = [];
   readonly #users: UserNames;
   readonly #maxCommandLineChars: number;
+  readonly #readLinkAt: (path: string) => string;
   #generation = 0;
   #bootTimeSec = 0;
   #lastPid: number | undefined;
 
-  constructor({ procRoot = '/proc', passwdPath = '/etc/passwd', maxCommandLineChars = 32_768 }: ProcessTableOptions = {}) {
+  constructor({
+    procRoot = '/proc', passwdPath = '/etc/passwd', maxCommandLineChars = 32_768, readLink = readlinkSync,
+  }: ProcessTableOptions = {}) {
     this.procRoot = procRoot;
+    this.#readLinkAt = readLink;
     this.#users = new UserNames(passwdPath);
     this.#maxCommandLineChars = maxCommandLineChars;
     const boot = parseBootTime(this.#readText(join(procRoot, 'stat')) ?? '');
@@ -288,7 +294,7 @@ export class ProcessTable {
 
   #readLink(path: string): Read<string> {
     try {
-      return readlinkSync(path);
+      return this.#readLinkAt(path);
     } catch (error) {
       this.#countReadError(error);
       return NOT_READ;
