@@ -49,9 +49,12 @@ async function main(argv: string[]): Promise<number> {
       const config = configFrom(values.config);
       const logger = createLogger({ level: values['log-level'] ?? config.log.level });
       const agent = await runAgent(config, hostIdentity(config.host.name), logger, process.stdout);
+      // Sensor timers do not hold the process open; this does, until a signal asks to stop.
+      const keepAlive = setInterval(() => {}, 2 ** 30);
       await new Promise<void>((resolve) => {
         for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve());
       });
+      clearInterval(keepAlive);
       logger.info('stopping');
       await agent.stop();
       return 0;

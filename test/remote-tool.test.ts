@@ -13,20 +13,14 @@ import { silentLogger } from '../agent/log/index.ts';
 import { createSensors, type SensorSet } from '../agent/sensors/index.ts';
 import { fieldsOf, observationLog } from './helpers/observations.ts';
 
-const PYTHON = realpathSync('/usr/bin/python3');
+const NODE = realpathSync(process.execPath);
 
-/** Starts a copy of python named `name` that listens on 127.0.0.1:`port` and says `ready`. */
+/** Starts a copy of node named `name` that listens on 127.0.0.1:`port` and says `ready`. */
 async function fakeTool(dir: string, name: string, port: number): Promise<ChildProcess> {
   const binary = join(dir, name);
-  copyFileSync(PYTHON, binary);
-  const child = spawn(binary, ['-c', [
-    'import socket, sys',
-    's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
-    `s.bind(("127.0.0.1", ${port})); s.listen(8)`,
-    'print("ready", flush=True)',
-    'conns = []',
-    'while True: conns.append(s.accept())',
-  ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  copyFileSync(NODE, binary);
+  const script = `require('net').createServer(() => {}).listen(${port}, '127.0.0.1', () => console.log('ready'))`;
+  const child = spawn(binary, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.once('data', () => resolve());
     child.once('exit', (code) => reject(new Error(`${name} exited with ${code} before listening on ${port}`)));

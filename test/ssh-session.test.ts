@@ -80,3 +80,47 @@ describe.skipIf(!available.ok)('SSH sessions through a real sshd', () => {
     await Promise.all(ids.map((id) => log.waitFor((o) => o.category === 'remote_session' && fieldsOf(o)['SessionId'] === id && fieldsOf(o)['Action'] === 'end', 10_000, `end of ${id}`)));
   });
 });
+
+describe.skipIf(!available.ok)('what an SSH session leaves running (sshd with PAM)', () => {
+  let sshd: SshdHandle;
+  let sensors: SensorSet;
+  let log: ObservationLog;
+
+  beforeAll(async () => {
+    sshd = await startSshd({ usePam: true });
+    log = observationLog();
+    sensors = createSensors({ config: defaultConfig(), hostId: 'test-host', logger: silentLogger() });
+    for (const sensor of sensors.ordered) await sensor.start(log.emit);
+  });
+
+  afterAll(async () => {
+    for (const sensor of sensors?.ordered.toReversed() ?? []) await sensor.stop();
+    await sshd?.stop();
+  });
+
+  it('attributes a process started after the session ended, with no sshd above it, to that session', async () => {
+    // The job detaches (setsid), the client logs out, and only then does the job start its sleep:
+    // by then no sshd is among its ancestors.
+    const client = sshd.ssh("setsid sh -c 'while [ ! -e /tmp/omw-go-$$ ]; do sleep 0.05; done; sleep 34; true' </dev/null >/dev/null 2>&1 & echo $!; read logout");
+    const jobPid = Number((await new Promise<string>((resolve) => client.stdout!.once('data', (d: Buffer) => resolve(d.toString())))).trim());
+    const start = await log.waitFor((o) => o.category === 'remote_session' && fieldsOf(o)['Action'] === 'start', 10_000, 'the session start');
+    const sessionId = fieldsOf(start)['SessionId'];
+    client.stdin!.end('\n');
+    await once(client, 'exit');
+    await log.waitFor((o) => o.category === 'remote_session' && fieldsOf(o)['Action'] === 'end' && fieldsOf(o)['SessionId'] === sessionId, 10_000, 'the session end');
+    const { writeFileSync, rmSync } = await import('node:fs');
+    writeFileSync(`/tmp/omw-go-${jobPid}`, '');
+    try {
+      const sleep = await log.waitFor((o) => o.category === 'process_creation' && fieldsOf(o)['CommandLine'] === 'sleep 34', 10_000, 'the late sleep');
+      expect(fieldsOf(sleep)).toMatchObject({ SessionId: sessionId, User: sshd.user });
+      // It was created after the session had ended, so no live session was among its ancestors.
+      const ended = log.all.findIndex((o) => o.category === 'remote_session' && fieldsOf(o)['Action'] === 'end' && fieldsOf(o)['SessionId'] === sessionId);
+      expect(ended).toBeLessThan(log.all.indexOf(sleep));
+      expect(sensors.sessions.registry.get(String(sessionId))).toBeUndefined();
+      expect(sensors.processes.table.get(jobPid)?.auditSessionId).toBeDefined();
+    } finally {
+      rmSync(`/tmp/omw-go-${jobPid}`, { force: true });
+      process.kill(-jobPid, 'SIGKILL');
+    }
+  });
+});

@@ -8,13 +8,12 @@ import { parseSshConnection } from '../sensors/sessions/parse.ts';
 
 export function createAttribution(registry: SessionRegistry): Attribute {
   return (entry: ProcEntry, table: ProcessTable): string | undefined => {
-    if (registry.size === 0) return undefined;
     const own = registry.byLeader(entry.pid, entry.startTimeMs);
     if (own) return own.id;
     for (const ancestor of table.ancestors(entry)) {
       // A positive answer of an ancestor holds for its descendants; a negative one may be stale
       // (the session was recognised after it), so the walk goes on.
-      if (typeof ancestor.sessionId === 'string' && registry.get(ancestor.sessionId)) return ancestor.sessionId;
+      if (typeof ancestor.sessionId === 'string' && registry.known(ancestor.sessionId)) return ancestor.sessionId;
       const led = registry.byLeader(ancestor.pid, ancestor.startTimeMs);
       if (led) return led.id;
     }

@@ -1,24 +1,14 @@
 // Golden tests for the `netstat -ano` parser: every fixtures/input/windows-*.txt is parsed and
-// compared with fixtures/output/ (set UPDATE_GOLDEN=1 to rewrite them after a reviewed change).
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+// compared with fixtures/output/ (OMWATCH_UPDATE_FIXTURES=1 rewrites them after a reviewed change).
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { goldenFixtures } from '../../../test/helpers/golden.ts';
 import { parseNetstatAno } from './parse-windows.ts';
 
-const inputDir = new URL('./fixtures/input/', import.meta.url);
-const outputDir = new URL('./fixtures/output/', import.meta.url);
-const inputs = readdirSync(inputDir).filter((name) => /^windows-.*\.txt$/.test(name));
-
-describe('golden fixtures', () => {
-  it('has fixtures to run', () => {
-    expect(inputs.length).toBeGreaterThan(0);
-  });
-
-  it.each(inputs)('%s', (name) => {
-    const actual = parseNetstatAno(readFileSync(new URL(name, inputDir), 'utf8'));
-    const outputFile = new URL(name.replace(/\.txt$/, '.json'), outputDir);
-    if (process.env['UPDATE_GOLDEN'] === '1') writeFileSync(outputFile, `${JSON.stringify(actual, null, 2)}\n`);
-    expect(actual).toEqual(JSON.parse(readFileSync(outputFile, 'utf8')));
-  });
+goldenFixtures({
+  fixtures: new URL('./fixtures/', import.meta.url),
+  match: /^windows-.*\.txt$/,
+  parse: (path) => parseNetstatAno(readFileSync(path, 'utf8')),
 });
 
 const HEADER = '\r\nActive Connections\r\n\r\n  Proto  Local Address          Foreign Address        State           PID\r\n';

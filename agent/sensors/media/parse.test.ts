@@ -1,9 +1,9 @@
 // Golden fixtures for the media parsers (fixtures/input/* → fixtures/output/*.json), and diffMedia.
 // To accept new outputs after a deliberate change: OMWATCH_UPDATE_FIXTURES=1 npx vitest run agent/sensors/media
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { RemovableMediaFields } from '../../../collector/protocol/index.ts';
+import { goldenFixtures } from '../../../test/helpers/golden.ts';
 import {
   buildMediaDevice,
   diffMedia,
@@ -15,31 +15,19 @@ import {
   type RawBlockDevice,
 } from './parse.ts';
 
-const fixtures = join(import.meta.dirname, 'fixtures');
-const update = process.env['OMWATCH_UPDATE_FIXTURES'] === '1';
+const fixtures = new URL('./fixtures/', import.meta.url);
 
-/** Which parser reads an input, by how its name ends. */
-const parsers: Array<[suffix: string, parse: (text: string) => unknown]> = [
-  ['.mountinfo', parseMountInfo],
-  ['.uevent', parseUevent],
-  ['.device.json', (text) => buildMediaDevice(JSON.parse(text) as RawBlockDevice)],
+/** Which parser reads an input, by how its name ends (outputs are named after the input less `.txt`). */
+const GOLDEN: Array<[match: RegExp, parse: (path: string) => unknown]> = [
+  [/\.device\.json$/, (path) => buildMediaDevice(JSON.parse(readFileSync(path, 'utf8')) as RawBlockDevice)],
+  [/\.mountinfo\.txt$/, (path) => parseMountInfo(readFileSync(path, 'utf8'))],
+  [/\.uevent\.txt$/, (path) => parseUevent(readFileSync(path, 'utf8'))],
 ];
+for (const [match, parse] of GOLDEN) goldenFixtures({ fixtures, match, parse });
 
-describe('golden fixtures', () => {
-  const inputs = readdirSync(join(fixtures, 'input')).sort();
-
-  it('has a parser for every input', () => {
-    expect(inputs.filter((file) => !parsers.some(([suffix]) => file.endsWith(suffix)))).toEqual([]);
-  });
-
-  it.each(inputs)('%s', (file) => {
-    const parser = parsers.find(([suffix]) => file.endsWith(suffix));
-    if (parser === undefined) throw new Error(`no parser for fixture ${file}`);
-    const actual = parser[1](readFileSync(join(fixtures, 'input', file), 'utf8'));
-    const outputPath = join(fixtures, 'output', `${file.replace(/\.json$/, '')}.json`);
-    if (update) writeFileSync(outputPath, `${JSON.stringify(actual, null, 2)}\n`);
-    expect(actual).toEqual(JSON.parse(readFileSync(outputPath, 'utf8')));
-  });
+it('has a parser for every input', () => {
+  const inputs = readdirSync(new URL('./input/', fixtures));
+  expect(inputs.filter((file) => !GOLDEN.some(([match]) => match.test(file)))).toEqual([]);
 });
 
 describe('parsers are total', () => {

@@ -45,6 +45,7 @@ export function createProcessSensor({
   let emit: Emit | undefined;
   let timer: NodeJS.Timeout | undefined;
   let scanErrors = 0;
+  let listenerErrors = 0;
   let lastError: string | undefined;
 
   function sessionOf(entry: ProcEntry): string | undefined {
@@ -63,7 +64,16 @@ export function createProcessSensor({
       logger.error({ err: error, procRoot }, 'process scan failed');
       return;
     }
-    for (const listener of listeners) listener(result, table);
+    for (const listener of listeners) {
+      try {
+        listener(result, table);
+      } catch (error) {
+        // A listener's bug must not stop process events; it is counted and shows in health.
+        listenerErrors++;
+        lastError = (error as Error).message;
+        logger.error({ err: error }, 'a scan listener failed');
+      }
+    }
     if (!emit) return;
     for (const entry of result.created) {
       if (entry.kernelThread) continue;
@@ -114,9 +124,9 @@ export function createProcessSensor({
       emit = undefined;
     },
     health(): SensorHealth {
-      const counters = { ...table.counters, scanErrors, processes: table.size };
-      if (scanErrors > 0 && lastError) {
-        return { name: 'processes', state: 'degraded', source: procRoot, reason: `listing ${procRoot} failed: ${lastError}`, counters };
+      const counters = { ...table.counters, scanErrors, listenerErrors, processes: table.size };
+      if ((scanErrors > 0 || listenerErrors > 0) && lastError) {
+        return { name: 'processes', state: 'degraded', source: procRoot, reason: `a scan failed: ${lastError}`, counters };
       }
       if (!privileged) {
         return {

@@ -1,29 +1,18 @@
 // Golden tests for the systeminformation (Windows) process mapping: every fixtures/input/windows-*.json
 // (a `si.processes().list` array, see fixtures/SOURCES.md) is mapped and compared with fixtures/output/
-// (set UPDATE_GOLDEN=1 to rewrite them after a reviewed change).
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+// (OMWATCH_UPDATE_FIXTURES=1 rewrites them after a reviewed change).
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { goldenFixtures } from '../../../test/helpers/golden.ts';
 import { parseSiWindowsProcesses } from './parse-windows.ts';
-
-const inputDir = new URL('./fixtures/input/', import.meta.url);
-const outputDir = new URL('./fixtures/output/', import.meta.url);
-const inputs = readdirSync(inputDir).filter((name) => /^windows-.*\.json$/.test(name));
 
 // The fixtures' wall-clock times are taken as CET so the expected ms do not depend on the host zone.
 const CET = { utcOffsetMinutes: 60 };
 
-describe('golden fixtures', () => {
-  it('has fixtures to run', () => {
-    expect(inputs.length).toBeGreaterThan(0);
-  });
-
-  it.each(inputs)('%s', (name) => {
-    const list: unknown = JSON.parse(readFileSync(new URL(name, inputDir), 'utf8'));
-    const actual = parseSiWindowsProcesses(list, CET);
-    const outputFile = new URL(name, outputDir);
-    if (process.env['UPDATE_GOLDEN'] === '1') writeFileSync(outputFile, `${JSON.stringify(actual, null, 2)}\n`);
-    expect(actual).toEqual(JSON.parse(readFileSync(outputFile, 'utf8')));
-  });
+goldenFixtures({
+  fixtures: new URL('./fixtures/', import.meta.url),
+  match: /^windows-.*\.json$/,
+  parse: (path) => parseSiWindowsProcesses(JSON.parse(readFileSync(path, 'utf8')) as unknown, CET),
 });
 
 const entry = {

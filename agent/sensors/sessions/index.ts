@@ -43,7 +43,7 @@ export function createSessionSensor({
   }
 
   function end(record: RemoteSessionRecord, nowMs: number): void {
-    registry.remove(record.id);
+    registry.retire(record.id);
     if (!announced.delete(record.id) || !emit) return;
     counters.ended++;
     const fields = sessionFields(record, 'end');

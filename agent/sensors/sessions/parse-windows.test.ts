@@ -1,12 +1,11 @@
 // Golden tests for the `query user` / `qwinsta` parsers: every fixtures/input/windows-*.txt is parsed
-// and compared with fixtures/output/ (set UPDATE_GOLDEN=1 to rewrite them after a reviewed change).
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+// and compared with fixtures/output/ (OMWATCH_UPDATE_FIXTURES=1 rewrites them after a reviewed change).
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { goldenFixtures } from '../../../test/helpers/golden.ts';
 import { parseQueryUser, parseQwinsta, rdpSessionsFrom } from './parse-windows.ts';
 
-const inputDir = new URL('./fixtures/input/', import.meta.url);
-const outputDir = new URL('./fixtures/output/', import.meta.url);
-const inputs = readdirSync(inputDir).filter((name) => /^windows-.*\.txt$/.test(name));
+const fixtures = new URL('./fixtures/', import.meta.url);
 
 function parserFor(name: string): typeof parseQueryUser {
   if (name.startsWith('windows-quser-')) return parseQueryUser;
@@ -14,17 +13,10 @@ function parserFor(name: string): typeof parseQueryUser {
   throw new Error(`expected a fixture named windows-quser-* or windows-qwinsta-*, got ${name}`);
 }
 
-describe('golden fixtures', () => {
-  it('has fixtures to run', () => {
-    expect(inputs.length).toBeGreaterThan(0);
-  });
-
-  it.each(inputs)('%s', (name) => {
-    const actual = parserFor(name)(readFileSync(new URL(name, inputDir), 'utf8'));
-    const outputFile = new URL(name.replace(/\.txt$/, '.json'), outputDir);
-    if (process.env['UPDATE_GOLDEN'] === '1') writeFileSync(outputFile, `${JSON.stringify(actual, null, 2)}\n`);
-    expect(actual).toEqual(JSON.parse(readFileSync(outputFile, 'utf8')));
-  });
+goldenFixtures({
+  fixtures,
+  match: /^windows-.*\.txt$/,
+  parse: (path, name) => parserFor(name)(readFileSync(path, 'utf8')),
 });
 
 const QUSER_HEADER = ' USERNAME              SESSIONNAME        ID  STATE   IDLE TIME  LOGON TIME';
@@ -109,7 +101,7 @@ describe('parseQwinsta', () => {
 
 describe('rdpSessionsFrom', () => {
   it('returns the rdp-tcp#N sessions and leaves out the listener, console and services', () => {
-    const text = readFileSync(new URL('windows-qwinsta-rds-server.txt', inputDir), 'utf8');
+    const text = readFileSync(new URL('./input/windows-qwinsta-rds-server.txt', fixtures), 'utf8');
     expect(rdpSessionsFrom(parseQwinsta(text).entries)).toEqual([
       { user: 'vendor1', sessionName: 'rdp-tcp#0', id: 2, state: 'Active' },
     ]);

@@ -28,7 +28,13 @@ export function sessionId(protocol: string, ...parts: Array<string | number>): s
   return `${protocol}-${createHash('sha256').update(parts.join('\0')).digest('hex').slice(0, 20)}`;
 }
 
+/** Ended sessions kept for attribution: what a session left running still leads back to it. */
+export const RETIRED_SESSIONS_KEPT = 1024;
+
 export class SessionRegistry {
+  readonly #retired = new Map<string, RemoteSessionRecord>();
+  readonly #retiredByAudit = new Map<number, RemoteSessionRecord>();
+  readonly #retiredByClient = new Map<string, RemoteSessionRecord>();
   readonly #byId = new Map<string, RemoteSessionRecord>();
   readonly #byLeader = new Map<number, RemoteSessionRecord>();
   readonly #byAudit = new Map<number, RemoteSessionRecord>();
@@ -62,6 +68,30 @@ export class SessionRegistry {
     this.add(record);
   }
 
+  /**
+   * Ends a session: it leaves the live set, but processes it left behind (a `setsid nohup` job, a
+   * backdoor) are still attributed to it through its audit session and client endpoint.
+   */
+  retire(id: string): RemoteSessionRecord | undefined {
+    const record = this.remove(id);
+    if (!record) return undefined;
+    this.#retired.set(record.id, record);
+    if (record.auditSessionId !== undefined) this.#retiredByAudit.set(record.auditSessionId, record);
+    if (record.sourceIp && record.sourcePort) this.#retiredByClient.set(clientKey(record.sourceIp, record.sourcePort), record);
+    if (this.#retired.size > RETIRED_SESSIONS_KEPT) {
+      const oldest = this.#retired.values().next().value!;
+      this.#retired.delete(oldest.id);
+      deleteIf(this.#retiredByAudit, oldest.auditSessionId, oldest);
+      if (oldest.sourceIp && oldest.sourcePort) deleteIf(this.#retiredByClient, clientKey(oldest.sourceIp, oldest.sourcePort), oldest);
+    }
+    return record;
+  }
+
+  /** A live or recently ended session. */
+  known(id: string): RemoteSessionRecord | undefined {
+    return this.#byId.get(id) ?? this.#retired.get(id);
+  }
+
   remove(id: string): RemoteSessionRecord | undefined {
     const record = this.#byId.get(id);
     if (!record) return undefined;
@@ -78,12 +108,15 @@ export class SessionRegistry {
     return record && record.leaderStartMs === startTimeMs ? record : undefined;
   }
 
+  /** The session, live or recently ended, of a PAM audit session id. */
   byAudit(auditSessionId: number): RemoteSessionRecord | undefined {
-    return this.#byAudit.get(auditSessionId);
+    return this.#byAudit.get(auditSessionId) ?? this.#retiredByAudit.get(auditSessionId);
   }
 
+  /** The session, live or recently ended, of an SSH client endpoint. */
   byClient(ip: string, port: number): RemoteSessionRecord | undefined {
-    return this.#byClient.get(clientKey(ip, port));
+    const key = clientKey(ip, port);
+    return this.#byClient.get(key) ?? this.#retiredByClient.get(key);
   }
 
   byDisplay(display: string): RemoteSessionRecord | undefined {
