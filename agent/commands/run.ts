@@ -5,7 +5,7 @@ import type { AgentConfig } from '../config/index.ts';
 import { currentProduct, type HostIdentity } from '../host.ts';
 import { toEvent } from '../events.ts';
 import type { Logger } from '../log/index.ts';
-import { createSensors } from '../sensors/index.ts';
+import { createPlatformSensors } from '../sensors/index.ts';
 import type { Observation } from '../sensors/types.ts';
 import { JsonLinesSink } from './sink.ts';
 
@@ -23,7 +23,7 @@ export async function runAgent(config: AgentConfig, host: HostIdentity, logger: 
   const agentEvent = (fields: Extract<OmEvent, { category: 'agent' }>['fields']) =>
     emit({ category: 'agent', timeMs: Date.now(), fields });
 
-  const sensors = createSensors({ config, hostId: host.id, logger });
+  const sensors = createPlatformSensors({ config, hostId: host.id, logger });
   agentEvent({ Action: 'started', Version: AGENT_VERSION });
   for (const sensor of sensors.ordered) {
     await sensor.start(emit);

@@ -4,7 +4,7 @@ import { release } from 'node:os';
 import type { AgentConfig } from '../config/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { HostIdentity } from '../host.ts';
-import { createSensors } from '../sensors/index.ts';
+import { createPlatformSensors } from '../sensors/index.ts';
 import { sessionFields } from '../sensors/sessions/index.ts';
 import type { SensorHealth } from '../sensors/types.ts';
 import { printable, table } from './text.ts';
@@ -23,15 +23,20 @@ export interface Snapshot {
 }
 
 export async function takeSnapshot(config: AgentConfig, host: HostIdentity, logger: Logger): Promise<Snapshot> {
-  const sensors = createSensors({ config, hostId: host.id, logger });
+  const sensors = createPlatformSensors({ config, hostId: host.id, logger });
   const noop = () => {};
   // Start each sensor with a sink that drops: a start takes the first look, which is what we print.
   for (const sensor of sensors.ordered) await sensor.start(noop);
   for (const sensor of sensors.ordered.toReversed()) await sensor.stop();
-  const { processes, sessions, connections, media } = sensors;
+  const health = sensors.ordered.map((sensor) => sensor.health());
+  const hostFacts = { ...host, platform: process.platform, kernel: release(), privileged: process.getuid?.() === 0 };
+  if (!sensors.linux) {
+    return { host: hostFacts, processes: [], sessions: [], services: [], connections: [], media: [], sensors: health };
+  }
+  const { processes, sessions, connections, media } = sensors.linux;
   const view = connections.latest();
   return {
-    host: { ...host, platform: process.platform, kernel: release(), privileged: process.getuid?.() === 0 },
+    host: hostFacts,
     processes: [...processes.table.entries()]
       .filter((entry) => !entry.kernelThread)
       .sort((a, b) => a.pid - b.pid)
@@ -59,7 +64,7 @@ export async function takeSnapshot(config: AgentConfig, host: HostIdentity, logg
       remoteIp: c.socket.remoteIp, remotePort: c.socket.remotePort, pid: c.owner?.pid ?? null, image: c.owner?.image || null,
     })),
     media: media.snapshot(),
-    sensors: sensors.ordered.map((sensor) => sensor.health()),
+    sensors: health,
   };
 }
 
@@ -68,7 +73,7 @@ export function renderSnapshot(snapshot: Snapshot, width: number): string {
   const out: string[] = [];
   out.push(`Host ${host.name} (id ${host.id}, from ${host.idSource}), ${host.platform} ${host.kernel}${host.privileged ? '' : ', NOT root: some details are hidden (see sensors)'}`);
   out.push('', 'Sensors');
-  out.push(table(['NAME', 'STATE', 'SOURCE', 'NOTE'], snapshot.sensors.map((s) => [s.name, s.state, s.source, s.reason ?? counterSummary(s.counters)]), width));
+  out.push(table(['NAME', 'STATE', 'SOURCE', 'NOTE'], snapshot.sensors.map((s) => [s.name, s.state, s.source, [s.reason, ...(s.notes ?? [])].filter(Boolean).join('; ') || counterSummary(s.counters)]), width));
   out.push('', `Remote sessions (${snapshot.sessions.length})`);
   out.push(snapshot.sessions.length === 0 ? '  none' : table(
     ['SESSION', 'PROTOCOL', 'USER', 'FROM', 'PORT', 'TTY', 'SINCE'],

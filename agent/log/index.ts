@@ -1,5 +1,5 @@
 // The one logger factory: pino with defaults merged once. Library code takes a Logger, never console.
-import { pino, type Logger, type LoggerOptions } from 'pino';
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 
 export type { Logger };
 
@@ -10,9 +10,9 @@ const defaultOptions: LoggerOptions = {
   redact: { paths: ['*.key', '*.token', '*.agentKey', 'key', 'token', 'agentKey', 'authorization', '*.authorization'], censor: '[redacted]' },
 };
 
-/** Logs to stderr, so stdout stays free for the data a command prints. */
-export function createLogger(options: LoggerOptions = {}): Logger {
-  return pino({ ...defaultOptions, ...options }, pino.destination({ fd: 2, sync: true }));
+/** Logs to stderr by default, so stdout stays free for the data a command prints. */
+export function createLogger(options: LoggerOptions = {}, destination?: DestinationStream): Logger {
+  return pino({ ...defaultOptions, ...options }, destination ?? pino.destination({ fd: 2, sync: true }));
 }
 
 /** A logger that drops everything, for tests and for commands run with `--quiet`. */

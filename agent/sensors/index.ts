@@ -9,6 +9,7 @@ import { createProcessSensor, type ProcessSensor } from './processes/index.ts';
 import { createCatalog, type RemoteAccessCatalog } from './sessions/catalog.ts';
 import { createSessionSensor, type SessionSensor } from './sessions/index.ts';
 import type { Sensor } from './types.ts';
+import { unavailableSensor } from './unavailable.ts';
 
 export interface SensorSet {
   catalog: RemoteAccessCatalog;
@@ -28,10 +29,33 @@ export interface SensorSetOptions {
   sysRoot?: string;
 }
 
-export function createSensors({ config, hostId, logger, procRoot = '/proc', sysRoot = '/sys' }: SensorSetOptions): SensorSet {
-  if (process.platform !== 'linux') {
-    throw new Error(`live sensors run on Linux only for now; this is ${process.platform} (Windows parsers exist and are tested from fixtures)`);
+/** The Windows sources whose parsers exist (and are tested from fixtures) but are not wired live yet. */
+const WINDOWS_SOURCES: Record<string, string> = {
+  processes: 'si.processes()',
+  sessions: 'query user / qwinsta',
+  connections: 'netstat -ano',
+  media: 'Win32_DiskDrive (USB)',
+};
+
+/**
+ * The sensors of the platform the agent starts on. Linux has live sources; on any other platform each
+ * sensor reports itself unavailable, once in the log and in its health, rather than pretending.
+ */
+export function createPlatformSensors(options: SensorSetOptions, platform: NodeJS.Platform = process.platform): { ordered: Sensor[]; linux?: SensorSet } {
+  if (platform === 'linux') {
+    const linux = createSensors(options);
+    return { ordered: linux.ordered, linux };
   }
+  const ordered = Object.entries(WINDOWS_SOURCES).map(([name, source]) => unavailableSensor(
+    name, platform === 'win32' ? source : 'none',
+    `no live ${name} source on ${platform} in this version${platform === 'win32' ? `: the ${source} parser exists and is tested from fixtures, its live wiring is not built yet` : ''}`,
+    options.logger,
+  ));
+  return { ordered };
+}
+
+/** The Linux sensors, wired: sessions read the process table and sockets; attribution reads sessions. */
+export function createSensors({ config, hostId, logger, procRoot = '/proc', sysRoot = '/sys' }: SensorSetOptions): SensorSet {
   const { sensors } = config;
   const catalog = createCatalog(config.remoteAccess.tools);
   const processes = createProcessSensor({

@@ -21,6 +21,8 @@ export interface SensorHealth {
   source: string;
   /** Why the state is not `ok`: what the sensor cannot see and what would fix it. */
   reason?: string;
+  /** Sources that do not exist on this host though the sensor works without them (no utmp, no IPv6). */
+  notes?: string[];
   /** Received, emitted, skipped and errored counts, by name; every skip is counted here. */
   counters: Record<string, number>;
 }

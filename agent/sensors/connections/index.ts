@@ -180,9 +180,11 @@ export function createConnectionSensor({
     health(): SensorHealth {
       const counters = { ...reader.counters, emitted, unownedConnections: unowned, services: view.services.length };
       const source = `${procRoot}/net/tcp, ${procRoot}/net/tcp6, ${procRoot}/PID/fd`;
-      if (reader.counters.reads > 0 && reader.counters.readErrors >= reader.counters.reads * 2) {
-        return { name: 'connections', state: 'unavailable', source, counters, reason: `${procRoot}/net/tcp cannot be read` };
+      const notes = [...reader.missing].map((file) => `no ${file} on this host`);
+      if (reader.missing.size === 2 || (reader.counters.reads > 0 && reader.counters.readErrors >= reader.counters.reads * 2)) {
+        return { name: 'connections', state: 'unavailable', source, counters, reason: `${procRoot}/net/tcp and tcp6 cannot be read` };
       }
+      if (notes.length > 0 && privileged) return { name: 'connections', state: 'ok', source, counters, notes };
       if (!privileged) {
         return {
           name: 'connections', state: 'degraded', source, counters,

@@ -19,6 +19,8 @@ const MAX_CACHED_OWNERS = 65_536;
 export class SocketReader {
   readonly counters: SocketCounters = { reads: 0, malformedLines: 0, readErrors: 0, fdWalks: 0, fullFdWalks: 0 };
   readonly #procRoot: string;
+  /** Socket tables this kernel does not have (no IPv6: no net/tcp6). */
+  readonly missing = new Set<string>();
   readonly #owners = new Map<number, number>();
   #lastFullWalkMs = Number.NEGATIVE_INFINITY;
 
@@ -34,9 +36,10 @@ export class SocketReader {
       let text: string;
       try {
         text = readFileSync(join(this.#procRoot, file), 'utf8');
-      } catch {
+      } catch (error) {
         // No IPv6 in this kernel, or no /proc/net at all: the sensor's health says which.
-        this.counters.readErrors++;
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') this.missing.add(join(this.#procRoot, file));
+        else this.counters.readErrors++;
         continue;
       }
       const parsed = parseProcNetTcp(text);

@@ -169,6 +169,7 @@ export function createSessionSensor({
     utmp: () => readUtmp(),
     async start(target) {
       emit = target;
+      readUtmp(); // says once, now, if this host keeps no utmp
       // Sessions found before start (the baseline scan) are live now: say so.
       for (const record of registry.all()) announce(record);
     },
@@ -177,7 +178,9 @@ export function createSessionSensor({
     },
     health(): SensorHealth {
       const source = `sshd processes, ${utmpPath}, inbound connections to remote-access ports`;
-      return { name: 'sessions', state: 'ok', source, counters: { ...counters, active: registry.size } };
+      const health: SensorHealth = { name: 'sessions', state: 'ok', source, counters: { ...counters, active: registry.size } };
+      if (utmpMissingSaid) health.notes = [`no ${utmpPath}: SSH sessions come from sshd's processes and sockets alone`];
+      return health;
     },
   };
 }
