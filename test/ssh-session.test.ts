@@ -8,29 +8,40 @@ import { defaultConfig } from '../agent/config/index.ts';
 import { silentLogger } from '../agent/log/index.ts';
 import { createSensors, type SensorSet } from '../agent/sensors/index.ts';
 import { fieldsOf, observationLog, type ObservationLog } from './helpers/observations.ts';
-import { sshdAvailable, startSshd, type SshdHandle } from './helpers/sshd.ts';
+import { sshdAvailable, startSshd, type SshdHandle, type SshdOptions } from './helpers/sshd.ts';
 
 const available = sshdAvailable();
 if (!available.ok) console.warn(`skipping SSH integration tests: ${available.reason}`);
 
-describe.skipIf(!available.ok)('SSH sessions through a real sshd', () => {
-  let sshd: SshdHandle;
-  let sensors: SensorSet;
-  let log: ObservationLog;
-
+/**
+ * A real sshd and the agent's sensors watching this host, for one describe block. The getters are
+ * read inside tests, after beforeAll has filled them.
+ */
+function sensorsBesideSshd(options: Partial<SshdOptions> = {}): { readonly sshd: SshdHandle; readonly sensors: SensorSet; readonly log: ObservationLog } {
+  let sshd: SshdHandle | undefined;
+  let sensors: SensorSet | undefined;
+  const log = observationLog();
   beforeAll(async () => {
-    sshd = await startSshd();
-    log = observationLog();
+    sshd = await startSshd(options);
     sensors = createSensors({ config: defaultConfig(), hostId: 'test-host', logger: silentLogger() });
     for (const sensor of sensors.ordered) await sensor.start(log.emit);
   });
-
   afterAll(async () => {
     for (const sensor of sensors?.ordered.toReversed() ?? []) await sensor.stop();
     await sshd?.stop();
   });
+  return {
+    get sshd() { return sshd!; },
+    get sensors() { return sensors!; },
+    log,
+  };
+}
+
+describe.skipIf(!available.ok)('SSH sessions through a real sshd', () => {
+  const ctx = sensorsBesideSshd();
 
   it('reports the session with user and source, attributes its processes, and ends it with a duration', async () => {
+    const { sshd, sensors, log } = ctx;
     const client = sshd.ssh('sleep 30');
     const start = RemoteSessionFields.parse((await log.waitFor(
       (o) => o.category === 'remote_session' && fieldsOf(o)['Action'] === 'start' && fieldsOf(o)['User'] === sshd.user,
@@ -64,6 +75,7 @@ describe.skipIf(!available.ok)('SSH sessions through a real sshd', () => {
   });
 
   it('gives a pty session its terminal, and keeps two sessions of one user apart', async () => {
+    const { sshd, sensors, log } = ctx;
     const first = sshd.ssh('sleep 31', { tty: true });
     const second = sshd.ssh('sleep 32', { tty: true });
     const sleeps = await Promise.all(['sleep 31', 'sleep 32'].map((command) => log.waitFor(
@@ -82,23 +94,10 @@ describe.skipIf(!available.ok)('SSH sessions through a real sshd', () => {
 });
 
 describe.skipIf(!available.ok)('what an SSH session leaves running (sshd with PAM)', () => {
-  let sshd: SshdHandle;
-  let sensors: SensorSet;
-  let log: ObservationLog;
-
-  beforeAll(async () => {
-    sshd = await startSshd({ usePam: true });
-    log = observationLog();
-    sensors = createSensors({ config: defaultConfig(), hostId: 'test-host', logger: silentLogger() });
-    for (const sensor of sensors.ordered) await sensor.start(log.emit);
-  });
-
-  afterAll(async () => {
-    for (const sensor of sensors?.ordered.toReversed() ?? []) await sensor.stop();
-    await sshd?.stop();
-  });
+  const ctx = sensorsBesideSshd({ usePam: true });
 
   it('attributes a process started after the session ended, with no sshd above it, to that session', async () => {
+    const { sshd, sensors, log } = ctx;
     // The job detaches (setsid), the client logs out, and only then does the job start its sleep:
     // by then no sshd is among its ancestors.
     const client = sshd.ssh("setsid sh -c 'while [ ! -e /tmp/omw-go-$$ ]; do sleep 0.05; done; sleep 34; true' </dev/null >/dev/null 2>&1 & echo $!; read logout");
