@@ -75,7 +75,7 @@ describe.skipIf(!available.ok)('SSH sessions through a real sshd', () => {
   });
 
   it('gives a pty session its terminal, and keeps two sessions of one user apart', async () => {
-    const { sshd, sensors, log } = ctx;
+    const { sshd, log } = ctx;
     const first = sshd.ssh('sleep 31', { tty: true });
     const second = sshd.ssh('sleep 32', { tty: true });
     const sleeps = await Promise.all(['sleep 31', 'sleep 32'].map((command) => log.waitFor(
