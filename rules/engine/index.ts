@@ -1,0 +1,97 @@
+// The rules engine: loaded rules indexed by logsource, and evaluate(event) → alerts. Pure: no I/O,
+// no logger, no clock; an alert's time is its event's time and its id is derived, not random.
+import { createHash } from 'node:crypto';
+import type { CompiledRule, Level } from './compile.ts';
+import type { LoadResult } from './load.ts';
+import { EventView, type RuleEvent } from './view.ts';
+
+export { loadRules, type LoadResult, type RuleSource } from './load.ts';
+export { RuleErrorCode, RuleWarningCode, type RuleProblem } from './errors.ts';
+export type { CompiledRule, Level } from './compile.ts';
+export type { RuleEvent } from './view.ts';
+
+export interface Alert {
+  id: string;
+  time: string;
+  rule: { id: string; title: string; level: Level; tags: string[]; author: string };
+  eventIds: string[];
+  host?: { id: string; name: string };
+  sessionId?: string;
+  summary: string;
+}
+
+export interface EngineEvent extends RuleEvent {
+  host?: { id: string; name: string };
+}
+
+/**
+ * Rules are routed by (category, product): an event meets only the rules whose logsource can match
+ * it. A rule that names a `service` matches only events of that service; ours carry none.
+ */
+export class RuleEngine {
+  readonly rules: readonly CompiledRule[];
+  readonly #routes = new Map<string, CompiledRule[]>();
+
+  constructor(loaded: Pick<LoadResult, 'rules'>) {
+    this.rules = loaded.rules;
+    for (const rule of loaded.rules) {
+      if (rule.logsource.service !== undefined) continue;
+      const key = routeKey(rule.logsource.category, rule.logsource.product);
+      let bucket = this.#routes.get(key);
+      if (!bucket) this.#routes.set(key, (bucket = []));
+      bucket.push(rule);
+    }
+  }
+
+  /** The rules an event of this category and product meets. */
+  rulesFor(category: string, product: string): CompiledRule[] {
+    return [
+      ...(this.#routes.get(routeKey(category, product)) ?? []),
+      ...(this.#routes.get(routeKey(category, undefined)) ?? []),
+      ...(this.#routes.get(routeKey(undefined, product)) ?? []),
+      ...(this.#routes.get(routeKey(undefined, undefined)) ?? []),
+    ];
+  }
+
+  evaluate(event: EngineEvent): Alert[] {
+    const alerts: Alert[] = [];
+    const view = new EventView(event);
+    for (const key of [routeKey(event.category, event.product), routeKey(event.category, undefined), routeKey(undefined, event.product), routeKey(undefined, undefined)]) {
+      const bucket = this.#routes.get(key);
+      if (!bucket) continue;
+      for (const rule of bucket) if (rule.match(view)) alerts.push(alertFor(rule, event));
+    }
+    return alerts;
+  }
+}
+
+function routeKey(category: string | undefined, product: string | undefined): string {
+  return `${category ?? '*'}\0${product ?? '*'}`;
+}
+
+const SUMMARY_FIELDS = ['User', 'SourceIp', 'Image', 'CommandLine', 'Device'];
+const MAX_SUMMARY_CHARS = 512;
+
+export function alertFor(rule: CompiledRule, event: EngineEvent, eventIds: string[] = [event.id]): Alert {
+  const details = SUMMARY_FIELDS.map((f) => [f, event.fields[f]] as const)
+    .filter(([, v]) => v !== undefined && v !== null && v !== '')
+    .map(([f, v]) => `${f}=${String(v)}`)
+    .join(' ');
+  const alert: Alert = {
+    id: alertId(rule.id, eventIds),
+    time: event.time,
+    rule: { id: rule.id, title: rule.title, level: rule.level, tags: rule.tags, author: rule.author },
+    eventIds,
+    summary: `${rule.title}${details ? `: ${details}` : ''}`.slice(0, MAX_SUMMARY_CHARS),
+  };
+  if (event.host) alert.host = event.host;
+  const sessionId = event.fields['SessionId'];
+  if (typeof sessionId === 'string') alert.sessionId = sessionId;
+  return alert;
+}
+
+/** Derived from the rule and the events, so the same match gives the same id (dedup downstream). */
+function alertId(ruleId: string, eventIds: string[]): string {
+  const hex = createHash('sha256').update(`${ruleId}\0${eventIds.join('\0')}`).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${((Number.parseInt(hex.slice(16, 18), 16) & 0x3f) | 0x80).toString(16)}${hex.slice(18, 20)}-${hex.slice(20, 32)}`;
+}

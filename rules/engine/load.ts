@@ -1,0 +1,87 @@
+// Loading in stages (design.md §7, after Falco's rule loader): read YAML with file and line →
+// compile each rule → index by logsource. The result is whole: every rule either loaded or has an
+// error with a stable code; one bad rule never stops the others. Pure: sources come in as text.
+import { LineCounter, parseAllDocuments } from 'yaml';
+import { compileRule, IdentifierError, type CompiledRule } from './compile.ts';
+import { RuleError, RuleErrorCode, RuleWarningCode, type RuleProblem } from './errors.ts';
+
+export interface RuleSource {
+  file: string;
+  text: string;
+}
+
+export interface LoadResult {
+  rules: CompiledRule[];
+  errors: RuleProblem[];
+  warnings: RuleProblem[];
+  /** Per file: how many rules it held and how many loaded. */
+  files: Array<{ file: string; documents: number; loaded: number }>;
+}
+
+export function loadRules(sources: readonly RuleSource[]): LoadResult {
+  const result: LoadResult = { rules: [], errors: [], warnings: [], files: [] };
+  const ids = new Map<string, CompiledRule>();
+  for (const { file, text } of sources) {
+    const lines = new LineCounter();
+    const documents = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+    if (!Array.isArray(documents)) {
+      result.files.push({ file, documents: 0, loaded: 0 });
+      continue;
+    }
+    let loaded = 0;
+    let count = 0;
+    for (const document of documents) {
+      const start = document.contents?.range?.[0] ?? 0;
+      const line = lines.linePos(start).line;
+      if (document.errors.length > 0) {
+        const error = document.errors[0]!;
+        count++;
+        result.errors.push({ code: RuleErrorCode.YAML, message: `not valid YAML: ${error.message.split('\n')[0]}`, file, line: error.linePos?.[0].line ?? line });
+        continue;
+      }
+      const doc: unknown = document.toJS({ maxAliasCount: 100 });
+      if (doc === null || doc === undefined) continue;
+      count++;
+      if (typeof doc !== 'object' || Array.isArray(doc)) {
+        result.errors.push({ code: RuleErrorCode.YAML, message: 'a rule document must be a mapping', file, line });
+        continue;
+      }
+      const rule = doc as Record<string, unknown>;
+      const problem = (code: RuleProblem['code'], message: string, at = line): RuleProblem => {
+        const p: RuleProblem = { code, message, file, line: at };
+        if (typeof rule['id'] === 'string') p.ruleId = rule['id'];
+        if (typeof rule['title'] === 'string') p.ruleTitle = rule['title'];
+        return p;
+      };
+      if ('correlation' in rule) {
+        result.errors.push(problem(RuleErrorCode.BAD_CORRELATION, 'correlation rules are not supported by this version of the engine'));
+        continue;
+      }
+      try {
+        const compiled = compileRule(rule, { file, line });
+        const previous = ids.get(compiled.id);
+        if (previous) {
+          result.errors.push(problem(RuleErrorCode.DUPLICATE_ID, `id ${compiled.id} is already used by '${previous.title}' (${previous.source.file}:${previous.source.line})`));
+          continue;
+        }
+        ids.set(compiled.id, compiled);
+        if (!compiled.author) result.warnings.push(problem(RuleWarningCode.SUSPICIOUS, "no 'author': alerts will carry none"));
+        result.rules.push(compiled);
+        loaded++;
+      } catch (error) {
+        if (!(error instanceof RuleError)) throw error;
+        const at = error instanceof IdentifierError ? lineOfKey(document, lines, ['detection', error.identifier]) ?? line : line;
+        result.errors.push(problem(error.code, error.message, at));
+      }
+    }
+    result.files.push({ file, documents: count, loaded });
+  }
+  return result;
+}
+
+function lineOfKey(document: ReturnType<typeof parseAllDocuments>[number] & object, lines: LineCounter, path: string[]): number | undefined {
+  if (!('getIn' in document)) return undefined;
+  const node = document.getIn(path, true) as { range?: [number, number, number] } | undefined;
+  const at = node?.range?.[0];
+  return at === undefined ? undefined : lines.linePos(at).line;
+}

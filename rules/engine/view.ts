@@ -1,0 +1,57 @@
+// One event as the matchers see it: field values as text, lowered at most once per field per event,
+// because every rule routed to the event asks for the same few fields.
+
+export interface RuleEvent {
+  id: string;
+  time: string;
+  category: string;
+  product: string;
+  fields: Readonly<Record<string, unknown>>;
+}
+
+export class EventView {
+  readonly event: RuleEvent;
+  readonly #lower = new Map<string, string | undefined>();
+  #allLower: string[] | undefined;
+
+  constructor(event: RuleEvent) {
+    this.event = event;
+  }
+
+  /** Whether the field is present and not null (Sigma's `exists` and `null`). */
+  has(field: string): boolean {
+    const value = this.event.fields[field];
+    return value !== undefined && value !== null;
+  }
+
+  /** The value as text, as Sigma compares it: numbers and booleans as written; undefined if absent. */
+  text(field: string): string | undefined {
+    return asText(this.event.fields[field]);
+  }
+
+  lower(field: string): string | undefined {
+    let value = this.#lower.get(field);
+    if (value === undefined && !this.#lower.has(field)) {
+      value = this.text(field)?.toLowerCase();
+      this.#lower.set(field, value);
+    }
+    return value;
+  }
+
+  /** Every field's value, lowered, for keyword search. */
+  allLower(): string[] {
+    this.#allLower ??= Object.keys(this.event.fields).map((field) => this.lower(field)).filter((v): v is string => v !== undefined);
+    return this.#allLower;
+  }
+
+  /** Every field's value as text (case-sensitive keyword search). */
+  allText(): string[] {
+    return Object.keys(this.event.fields).map((field) => this.text(field)).filter((v): v is string => v !== undefined);
+  }
+}
+
+function asText(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  return undefined;
+}
