@@ -5,6 +5,7 @@ import { hostIdentity } from './host.ts';
 import { createLogger, silentLogger } from './log/index.ts';
 import { AGENT_VERSION, runAgent } from './commands/run.ts';
 import { renderSnapshot, takeSnapshot } from './commands/snapshot.ts';
+import { lintRules, testRules } from './commands/rules.ts';
 
 const USAGE = `usage: omwatch-agent <command> [options]
 
@@ -12,6 +13,9 @@ commands:
   run --stdout [--config FILE]      run the sensors; print events as JSON lines on stdout
   snapshot [--json] [--config FILE] print what the sensors see now: host, processes, sessions,
                                     services, connections, removable media, sensor health
+  rules lint <dir|file>... [--json] check Sigma rule files; exit 1 if any rule does not load
+  rules test --rules <dir|file> --events <file.jsonl>
+                                    run rules over events (one envelope per line); print alerts
   version                           print the version
   help                              print this text
 
@@ -28,6 +32,14 @@ const commonOptions = {
 function parse<O extends ParseArgsConfig['options']>(command: string, args: string[], options: O) {
   try {
     return parseArgs({ args, options: { ...commonOptions, ...options }, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    throw new UsageError(`omwatch-agent ${command}: ${(error as Error).message}`);
+  }
+}
+
+function parseWithPositionals<O extends ParseArgsConfig['options']>(command: string, args: string[], options: O) {
+  try {
+    return parseArgs({ args, options: { ...commonOptions, ...options }, strict: true, allowPositionals: true });
   } catch (error) {
     throw new UsageError(`omwatch-agent ${command}: ${(error as Error).message}`);
   }
@@ -68,6 +80,23 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(values.json ? `${JSON.stringify(snapshot, null, 2)}\n` : `${renderSnapshot(snapshot, process.stdout.columns ?? 0)}\n`);
       return 0;
     }
+    case 'rules': {
+      const [sub, ...rest] = args;
+      const io = { out: (line: string) => console.log(line), err: (line: string) => console.error(line) };
+      if (sub === 'lint') {
+        const { values, positionals } = parseWithPositionals('rules lint', rest, { json: { type: 'boolean' } });
+        if (values.help) return help();
+        if (positionals.length === 0) throw new UsageError('omwatch-agent rules lint: name at least one rule file or folder');
+        return lintRules(positionals, Boolean(values.json), io);
+      }
+      if (sub === 'test') {
+        const values = parse('rules test', rest, { rules: { type: 'string', multiple: true }, events: { type: 'string' } });
+        if (values.help) return help();
+        if (!values.rules?.length || !values.events) throw new UsageError('omwatch-agent rules test: --rules and --events are required');
+        return testRules(values.rules, values.events, io);
+      }
+      throw new UsageError(`omwatch-agent rules: unknown subcommand '${sub ?? ''}' (lint or test)`);
+    }
     case 'version':
     case '--version':
       console.log(AGENT_VERSION);
@@ -86,6 +115,12 @@ function help(): number {
   console.log(USAGE);
   return 0;
 }
+
+// A reader that stops early (`| head`) is not an error of ours.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
 
 main(process.argv.slice(2)).then(
   (code) => {
