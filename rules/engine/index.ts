@@ -1,13 +1,15 @@
 // The rules engine: loaded rules indexed by logsource, and evaluate(event) → alerts. Pure: no I/O,
 // no logger, no clock; an alert's time is its event's time and its id is derived, not random.
 import { createHash } from 'node:crypto';
-import type { CompiledRule, Level } from './compile.ts';
+import type { CompiledRule, Level, RuleMeta } from './compile.ts';
+import { CorrelationState, type Hit } from './correlation.ts';
 import type { LoadResult } from './load.ts';
 import { EventView, type RuleEvent } from './view.ts';
 
 export { loadRules, type LoadResult, type RuleSource } from './load.ts';
 export { RuleErrorCode, RuleWarningCode, type RuleProblem } from './errors.ts';
-export type { CompiledRule, Level } from './compile.ts';
+export type { CompiledRule, Level, RuleMeta } from './compile.ts';
+export type { CorrelationRule, CorrelationCounters } from './correlation.ts';
 export type { RuleEvent } from './view.ts';
 
 export interface Alert {
@@ -30,9 +32,14 @@ export interface EngineEvent extends RuleEvent {
  */
 export class RuleEngine {
   readonly rules: readonly CompiledRule[];
+  readonly correlations: readonly CorrelationState[];
   readonly #routes = new Map<string, CompiledRule[]>();
+  /** Correlations fed by each rule or correlation, by id and by name. */
+  readonly #feeds = new Map<string, CorrelationState[]>();
+  /** Referenced rules that alert only through their correlations (`generate: false`). */
+  readonly #silenced = new Set<string>();
 
-  constructor(loaded: Pick<LoadResult, 'rules'>) {
+  constructor(loaded: Pick<LoadResult, 'rules'> & Partial<Pick<LoadResult, 'correlations'>>) {
     this.rules = loaded.rules;
     for (const rule of loaded.rules) {
       if (rule.logsource.service !== undefined) continue;
@@ -41,28 +48,64 @@ export class RuleEngine {
       if (!bucket) this.#routes.set(key, (bucket = []));
       bucket.push(rule);
     }
+    this.correlations = (loaded.correlations ?? []).map((rule) => new CorrelationState(rule));
+    const generating = new Set<string>();
+    for (const state of this.correlations) {
+      for (const ref of state.rule.refs) {
+        let feeds = this.#feeds.get(ref);
+        if (!feeds) this.#feeds.set(ref, (feeds = []));
+        feeds.push(state);
+        if (state.rule.generate) generating.add(ref);
+      }
+    }
+    for (const rule of [...loaded.rules, ...(loaded.correlations ?? [])]) {
+      const keys = keysOf(rule);
+      if (keys.some((k) => this.#feeds.has(k)) && !keys.some((k) => generating.has(k))) this.#silenced.add(rule.id);
+    }
   }
 
   /** The rules an event of this category and product meets. */
   rulesFor(category: string, product: string): CompiledRule[] {
-    return [
-      ...(this.#routes.get(routeKey(category, product)) ?? []),
-      ...(this.#routes.get(routeKey(category, undefined)) ?? []),
-      ...(this.#routes.get(routeKey(undefined, product)) ?? []),
-      ...(this.#routes.get(routeKey(undefined, undefined)) ?? []),
-    ];
+    return routeKeys(category, product).flatMap((key) => this.#routes.get(key) ?? []);
   }
 
   evaluate(event: EngineEvent): Alert[] {
     const alerts: Alert[] = [];
     const view = new EventView(event);
-    for (const key of [routeKey(event.category, event.product), routeKey(event.category, undefined), routeKey(undefined, event.product), routeKey(undefined, undefined)]) {
+    for (const key of routeKeys(event.category, event.product)) {
       const bucket = this.#routes.get(key);
       if (!bucket) continue;
-      for (const rule of bucket) if (rule.match(view)) alerts.push(alertFor(rule, event));
+      for (const rule of bucket) {
+        if (!rule.match(view)) continue;
+        if (!this.#silenced.has(rule.id)) alerts.push(alertFor(rule, event));
+        if (this.#feeds.size > 0) this.#correlate(rule, [event.id], event, alerts, 0);
+      }
     }
     return alerts;
   }
+
+  /** Feeds a match to the correlations that reference it; a firing one feeds its own referrers. */
+  #correlate(source: RuleMeta, eventIds: string[], event: EngineEvent, alerts: Alert[], depth: number): void {
+    const keys = keysOf(source);
+    const states = new Set(keys.flatMap((k) => this.#feeds.get(k) ?? []));
+    if (states.size === 0 || depth > 8) return;
+    const hit: Hit = { ref: source.id, keys, eventIds, timeMs: Date.parse(event.time), fields: event.fields };
+    if (Number.isNaN(hit.timeMs)) return;
+    for (const state of states) {
+      const fired = state.add(hit);
+      if (!fired) continue;
+      if (!this.#silenced.has(state.rule.id)) alerts.push(alertFor(state.rule, event, fired));
+      this.#correlate(state.rule, fired, event, alerts, depth + 1);
+    }
+  }
+}
+
+function keysOf(rule: RuleMeta): string[] {
+  return rule.name ? [rule.id, rule.name] : [rule.id];
+}
+
+function routeKeys(category: string, product: string): string[] {
+  return [routeKey(category, product), routeKey(category, undefined), routeKey(undefined, product), routeKey(undefined, undefined)];
 }
 
 function routeKey(category: string | undefined, product: string | undefined): string {
@@ -72,7 +115,7 @@ function routeKey(category: string | undefined, product: string | undefined): st
 const SUMMARY_FIELDS = ['User', 'SourceIp', 'Image', 'CommandLine', 'Device'];
 const MAX_SUMMARY_CHARS = 512;
 
-export function alertFor(rule: CompiledRule, event: EngineEvent, eventIds: string[] = [event.id]): Alert {
+export function alertFor(rule: RuleMeta, event: EngineEvent, eventIds: string[] = [event.id]): Alert {
   const details = SUMMARY_FIELDS.map((f) => [f, event.fields[f]] as const)
     .filter(([, v]) => v !== undefined && v !== null && v !== '')
     .map(([f, v]) => `${f}=${String(v)}`)

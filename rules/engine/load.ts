@@ -3,6 +3,7 @@
 // error with a stable code; one bad rule never stops the others. Pure: sources come in as text.
 import { LineCounter, parseAllDocuments } from 'yaml';
 import { compileRule, IdentifierError, type CompiledRule } from './compile.ts';
+import { parseCorrelation, type CorrelationRule } from './correlation.ts';
 import { RuleError, RuleErrorCode, RuleWarningCode, type RuleProblem } from './errors.ts';
 
 export interface RuleSource {
@@ -12,6 +13,7 @@ export interface RuleSource {
 
 export interface LoadResult {
   rules: CompiledRule[];
+  correlations: CorrelationRule[];
   errors: RuleProblem[];
   warnings: RuleProblem[];
   /** Per file: how many rules it held and how many loaded. */
@@ -19,8 +21,9 @@ export interface LoadResult {
 }
 
 export function loadRules(sources: readonly RuleSource[]): LoadResult {
-  const result: LoadResult = { rules: [], errors: [], warnings: [], files: [] };
-  const ids = new Map<string, CompiledRule>();
+  const result: LoadResult = { rules: [], correlations: [], errors: [], warnings: [], files: [] };
+  const ids = new Map<string, { title: string; source: { file: string; line: number } }>();
+  const loadedIn = new Map<CorrelationRule, string>();
   for (const { file, text } of sources) {
     const lines = new LineCounter();
     const documents = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
@@ -53,20 +56,21 @@ export function loadRules(sources: readonly RuleSource[]): LoadResult {
         if (typeof rule['title'] === 'string') p.ruleTitle = rule['title'];
         return p;
       };
-      if ('correlation' in rule) {
-        result.errors.push(problem(RuleErrorCode.BAD_CORRELATION, 'correlation rules are not supported by this version of the engine'));
-        continue;
-      }
       try {
-        const compiled = compileRule(rule, { file, line });
+        const compiled = 'correlation' in rule ? parseCorrelation(rule, { file, line }) : compileRule(rule, { file, line });
         const previous = ids.get(compiled.id);
         if (previous) {
           result.errors.push(problem(RuleErrorCode.DUPLICATE_ID, `id ${compiled.id} is already used by '${previous.title}' (${previous.source.file}:${previous.source.line})`));
           continue;
         }
         ids.set(compiled.id, compiled);
-        if (!compiled.author) result.warnings.push(problem(RuleWarningCode.SUSPICIOUS, "no 'author': alerts will carry none"));
-        result.rules.push(compiled);
+        if ('type' in compiled) {
+          result.correlations.push(compiled);
+          loadedIn.set(compiled, file);
+        } else {
+          if (!compiled.author) result.warnings.push(problem(RuleWarningCode.SUSPICIOUS, "no 'author': alerts will carry none"));
+          result.rules.push(compiled);
+        }
         loaded++;
       } catch (error) {
         if (!(error instanceof RuleError)) throw error;
@@ -76,7 +80,29 @@ export function loadRules(sources: readonly RuleSource[]): LoadResult {
     }
     result.files.push({ file, documents: count, loaded });
   }
+  dropUnresolvedCorrelations(result, loadedIn);
   return result;
+}
+
+/** A correlation must name rules (or correlations) that loaded; one that does not is dropped. */
+function dropUnresolvedCorrelations(result: LoadResult, loadedIn: Map<CorrelationRule, string>): void {
+  const known = new Set<string>();
+  for (const rule of [...result.rules, ...result.correlations]) {
+    known.add(rule.id);
+    if (rule.name) known.add(rule.name);
+  }
+  result.correlations = result.correlations.filter((correlation) => {
+    const missing = correlation.refs.filter((ref) => !known.has(ref) || ref === correlation.id || ref === correlation.name);
+    if (missing.length === 0) return true;
+    const file = loadedIn.get(correlation)!;
+    result.errors.push({
+      code: RuleErrorCode.BAD_CORRELATION, file, line: correlation.source.line, ruleId: correlation.id, ruleTitle: correlation.title,
+      message: `names rules that are not loaded: ${missing.join(', ')}`,
+    });
+    const stats = result.files.find((f) => f.file === file);
+    if (stats) stats.loaded--;
+    return false;
+  });
 }
 
 function lineOfKey(document: ReturnType<typeof parseAllDocuments>[number] & object, lines: LineCounter, path: string[]): number | undefined {
