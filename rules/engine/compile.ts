@@ -2,7 +2,7 @@
 // RuleError naming what is wrong. Pure: no I/O, no clock.
 import { identifiersMatching, parseCondition, type ConditionNode } from './condition.ts';
 import { RuleError, RuleErrorCode } from './errors.ts';
-import { compileItem, every, parseKey, some, type Matcher, type ScalarValue } from './modifiers.ts';
+import { compileItem, every, parseKey, some, type CompileContext, type Matcher, type ScalarValue } from './modifiers.ts';
 
 export type Level = 'informational' | 'low' | 'medium' | 'high' | 'critical';
 const LEVELS = new Set<Level>(['informational', 'low', 'medium', 'high', 'critical']);
@@ -40,11 +40,11 @@ export class IdentifierError extends RuleError {
   }
 }
 
-export function compileRule(doc: Doc, source: { file: string; line: number }): CompiledRule {
+export function compileRule(doc: Doc, source: { file: string; line: number }, context: CompileContext = {}): CompiledRule {
   const meta = ruleMeta(doc, source);
   const detection = doc['detection'];
   if (!isMap(detection)) throw new RuleError(RuleErrorCode.SCHEMA, "'detection' must be a mapping");
-  return { ...meta, match: compileDetection(detection) };
+  return { ...meta, match: compileDetection(detection, context) };
 }
 
 export function ruleMeta(doc: Doc, source: { file: string; line: number }): RuleMeta {
@@ -85,13 +85,13 @@ function pickLogsource(value: unknown): RuleMeta['logsource'] {
   return logsource;
 }
 
-function compileDetection(detection: Doc): Matcher {
+function compileDetection(detection: Doc, context: CompileContext): Matcher {
   const searches = new Map<string, Matcher>();
   for (const [identifier, definition] of Object.entries(detection)) {
     if (identifier === 'condition') continue;
     if (identifier === 'timeframe') throw new RuleError(RuleErrorCode.AGGREGATION, "'timeframe' belongs to the deprecated aggregation syntax; use a correlation rule");
     try {
-      searches.set(identifier, compileSearch(definition));
+      searches.set(identifier, compileSearch(definition, context));
     } catch (error) {
       if (error instanceof RuleError) throw new IdentifierError(identifier, error);
       throw error;
@@ -133,27 +133,27 @@ function bind(node: ConditionNode, searches: Map<string, Matcher>, names: string
 }
 
 /** A search identifier's definition: a map (AND), a list of maps (OR), or keywords (OR). */
-function compileSearch(definition: unknown): Matcher {
+function compileSearch(definition: unknown, context: CompileContext): Matcher {
   if (definition === null || definition === undefined) throw new RuleError(RuleErrorCode.SCHEMA, 'an empty search');
-  if (isMap(definition)) return compileMap(definition);
+  if (isMap(definition)) return compileMap(definition, context);
   if (Array.isArray(definition)) {
     if (definition.length === 0) throw new RuleError(RuleErrorCode.SCHEMA, 'an empty list');
-    if (definition.every(isMap)) return some(definition.map((map) => compileMap(map as Doc)));
-    if (definition.every(isScalar)) return compileItem({ field: undefined, modifiers: [], values: definition as ScalarValue[] });
+    if (definition.every(isMap)) return some(definition.map((map) => compileMap(map as Doc, context)));
+    if (definition.every(isScalar)) return compileItem({ field: undefined, modifiers: [], values: definition as ScalarValue[] }, context);
     throw new RuleError(RuleErrorCode.SCHEMA, 'a list that mixes maps and keywords');
   }
-  if (isScalar(definition)) return compileItem({ field: undefined, modifiers: [], values: [definition] });
+  if (isScalar(definition)) return compileItem({ field: undefined, modifiers: [], values: [definition] }, context);
   throw new RuleError(RuleErrorCode.SCHEMA, `a search of type ${typeof definition}`);
 }
 
-function compileMap(map: Doc): Matcher {
+function compileMap(map: Doc, context: CompileContext): Matcher {
   const entries = Object.entries(map);
   if (entries.length === 0) throw new RuleError(RuleErrorCode.SCHEMA, 'an empty map');
   return every(entries.map(([key, value]) => {
     const { field, modifiers } = parseKey(key);
     const values = Array.isArray(value) ? value : [value];
     if (!values.every(isScalar)) throw new RuleError(RuleErrorCode.SCHEMA, `'${key}' must hold a value or a list of values`);
-    return compileItem({ field, modifiers, values: values as ScalarValue[] });
+    return compileItem({ field, modifiers, values: values as ScalarValue[] }, context);
   }));
 }
 

@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import type { CompiledRule, Level, RuleMeta } from './compile.ts';
 import { CorrelationState, type Hit } from './correlation.ts';
+import type { LiteralIndex } from './literals.ts';
 import type { LoadResult } from './load.ts';
 import { EventView, type RuleEvent } from './view.ts';
 
@@ -38,9 +39,12 @@ export class RuleEngine {
   readonly #feeds = new Map<string, CorrelationState[]>();
   /** Referenced rules that alert only through their correlations (`generate: false`). */
   readonly #silenced = new Set<string>();
+  readonly #literals: LiteralIndex | undefined;
 
-  constructor(loaded: Pick<LoadResult, 'rules'> & Partial<Pick<LoadResult, 'correlations'>>) {
+  constructor(loaded: Pick<LoadResult, 'rules'> & Partial<Pick<LoadResult, 'correlations' | 'literals'>>) {
     this.rules = loaded.rules;
+    this.#literals = loaded.literals;
+    this.#literals?.finalize();
     for (const rule of loaded.rules) {
       if (rule.logsource.service !== undefined) continue;
       const key = routeKey(rule.logsource.category, rule.logsource.product);
@@ -71,7 +75,7 @@ export class RuleEngine {
 
   evaluate(event: EngineEvent): Alert[] {
     const alerts: Alert[] = [];
-    const view = new EventView(event);
+    const view = new EventView(event, this.#literals);
     for (const key of routeKeys(event.category, event.product)) {
       const bucket = this.#routes.get(key);
       if (!bucket) continue;

@@ -4,6 +4,7 @@
 import { LineCounter, parseAllDocuments } from 'yaml';
 import { compileRule, IdentifierError, type CompiledRule } from './compile.ts';
 import { parseCorrelation, type CorrelationRule } from './correlation.ts';
+import { LiteralIndex } from './literals.ts';
 import { RuleError, RuleErrorCode, RuleWarningCode, type RuleProblem } from './errors.ts';
 
 export interface RuleSource {
@@ -13,6 +14,8 @@ export interface RuleSource {
 
 export interface LoadResult {
   rules: CompiledRule[];
+  /** The literal tests of all loaded rules, for the engine's one-pass field scan. */
+  literals: LiteralIndex;
   correlations: CorrelationRule[];
   errors: RuleProblem[];
   warnings: RuleProblem[];
@@ -21,7 +24,7 @@ export interface LoadResult {
 }
 
 export function loadRules(sources: readonly RuleSource[]): LoadResult {
-  const result: LoadResult = { rules: [], correlations: [], errors: [], warnings: [], files: [] };
+  const result: LoadResult = { rules: [], literals: new LiteralIndex(), correlations: [], errors: [], warnings: [], files: [] };
   const ids = new Map<string, { title: string; source: { file: string; line: number } }>();
   const loadedIn = new Map<CorrelationRule, string>();
   for (const { file, text } of sources) {
@@ -57,7 +60,7 @@ export function loadRules(sources: readonly RuleSource[]): LoadResult {
         return p;
       };
       try {
-        const compiled = 'correlation' in rule ? parseCorrelation(rule, { file, line }) : compileRule(rule, { file, line });
+        const compiled = 'correlation' in rule ? parseCorrelation(rule, { file, line }) : compileRule(rule, { file, line }, { literals: result.literals });
         const previous = ids.get(compiled.id);
         if (previous) {
           result.errors.push(problem(RuleErrorCode.DUPLICATE_ID, `id ${compiled.id} is already used by '${previous.title}' (${previous.source.file}:${previous.source.line})`));

@@ -3,10 +3,11 @@
 import ipaddr from 'ipaddr.js';
 import { RE2JS } from 're2js';
 import { RuleError, RuleErrorCode } from './errors.ts';
+import type { LiteralIndex } from './literals.ts';
 import {
-  compilePattern, hasWildcards, literalOf, literalPattern, mapLiterals, parseSigmaString, wrap, type Pattern, type TextTest,
+  compilePattern, hasWildcards, literalOf, literalPattern, mapLiterals, parseSigmaString, simpleLiteral, wrap, type Pattern, type TextTest,
 } from './pattern.ts';
-import type { EventView } from './view.ts';
+import { KEYWORD_FIELD, type EventView } from './view.ts';
 
 export type Matcher = (view: EventView) => boolean;
 
@@ -37,7 +38,12 @@ export function parseKey(key: string): { field: string | undefined; modifiers: s
   return { field: field ? field : undefined, modifiers };
 }
 
-export function compileItem({ field, modifiers, values }: FieldItem): Matcher {
+/** What compiling shares across the rules of one load: the literal index their tests go into. */
+export interface CompileContext {
+  literals?: LiteralIndex;
+}
+
+export function compileItem({ field, modifiers, values }: FieldItem, context: CompileContext = {}): Matcher {
   for (const modifier of modifiers) {
     if (!KNOWN.has(modifier)) throw new RuleError(RuleErrorCode.BAD_MODIFIER, `unknown modifier '${modifier}'${field ? ` on ${field}` : ''}`);
   }
@@ -61,12 +67,12 @@ export function compileItem({ field, modifiers, values }: FieldItem): Matcher {
     return (view) => !view.has(field);
   }
 
-  const matchers = values.map((value) => compileValue(field, modifiers, value as Exclude<ScalarValue, null>));
+  const matchers = values.map((value) => compileValue(field, modifiers, value as Exclude<ScalarValue, null>, context));
   const combined = has('all') ? every(matchers) : some(matchers);
   return has('neq') ? (view) => !combined(view) : combined;
 }
 
-function compileValue(field: string | undefined, modifiers: string[], value: string | number | boolean): Matcher {
+function compileValue(field: string | undefined, modifiers: string[], value: string | number | boolean, context: CompileContext): Matcher {
   const has = (name: string) => modifiers.includes(name);
   if (modifiers.some((m) => NUMERIC.has(m))) return numericMatcher(field, modifiers, value);
   if (modifiers.some((m) => DATE_PARTS.has(m))) return datePartMatcher(field, modifiers, value);
@@ -119,6 +125,20 @@ function compileValue(field: string | undefined, modifiers: string[], value: str
   // A keyword is searched inside every field's value (`*value*`) unless a modifier places it.
   if (field === undefined && !has('contains') && !has('startswith') && !has('endswith')) patterns = patterns.map((p) => wrap(p, true, true));
   const caseSensitive = has('cased');
+  // Simple literal tests go into the literal index. A keyword is a `contains` over every field, which
+  // is a `contains` over all values joined by NUL, as long as the keyword itself holds no NUL.
+  const literals = !caseSensitive && context.literals ? patterns.map(simpleLiteral) : [];
+  const indexed = field !== undefined || literals.every((l) => l?.kind === 'contains' && !l.needle.includes('\u0000'));
+  if (context.literals && indexed && literals.length > 0 && literals.every((l) => l !== undefined)) {
+    const index = context.literals;
+    const target = field ?? KEYWORD_FIELD;
+    const ids = literals.map((l) => index.register(target, l!.kind, l!.needle.toLowerCase()));
+    if (ids.length === 1) {
+      const id = ids[0]!;
+      return (view) => view.literal(target, id);
+    }
+    return (view) => ids.some((id) => view.literal(target, id));
+  }
   const tests = patterns.map((p) => compilePattern(p, caseSensitive));
   const test: TextTest = tests.length === 1 ? tests[0]! : (text) => tests.some((t) => t(text));
   if (field === undefined) {

@@ -73,6 +73,21 @@ export function mapLiterals(pattern: Pattern, map: (text: string) => string): Pa
 
 export type TextTest = (value: string) => boolean;
 
+/** A pattern that is one literal tested in one of the four simple ways, for the literal index. */
+export function simpleLiteral(pattern: Pattern): { kind: 'eq' | 'prefix' | 'suffix' | 'contains'; needle: string } | undefined {
+  const [a, b, c] = pattern.parts;
+  switch (pattern.parts.length) {
+    case 0: return { kind: 'eq', needle: '' };
+    case 1: return typeof a === 'string' ? { kind: 'eq', needle: a } : undefined;
+    case 2:
+      if (typeof a === 'string' && b === STAR) return { kind: 'prefix', needle: a };
+      if (a === STAR && typeof b === 'string') return { kind: 'suffix', needle: b };
+      return undefined;
+    case 3: return a === STAR && typeof b === 'string' && c === STAR ? { kind: 'contains', needle: b } : undefined;
+    default: return undefined;
+  }
+}
+
 /**
  * A test of a whole value against the pattern. Case-insensitive tests expect the value already in
  * lower case (the event view lowers each field once).
