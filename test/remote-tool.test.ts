@@ -19,7 +19,9 @@ const NODE = realpathSync(process.execPath);
 async function fakeTool(dir: string, name: string, port: number): Promise<ChildProcess> {
   const binary = join(dir, name);
   copyFileSync(NODE, binary);
-  const script = `require('net').createServer(() => {}).listen(${port}, '127.0.0.1', () => console.log('ready'))`;
+  // Like a real tool, it starts a helper for each connection it takes.
+  const script = `require('net').createServer(() => require('child_process').spawn('/bin/sleep', ['7.${port}'], { stdio: 'ignore' }))`
+    + `.listen(${port}, '127.0.0.1', () => console.log('ready'))`;
   const child = spawn(binary, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.once('data', () => resolve());
@@ -66,6 +68,9 @@ describe('remote-access tools by process name and port', () => {
     const start = await log.waitFor((o) => o.category === 'remote_session' && fieldsOf(o)['Action'] === 'start' && fieldsOf(o)['Tool'] === 'anydesk', 5_000, 'anydesk session start');
     const session = RemoteSessionFields.parse(start.fields);
     expect(session).toMatchObject({ Protocol: 'anydesk', SourceIp: '127.0.0.1', SourcePort: client.localPort, LocalPort: 7070, ProcessId: anydesk.pid, User: 'root' });
+    // The helper the tool started for the connection belongs to the session from its first event.
+    const helper = await log.waitFor((o) => o.category === 'process_creation' && fieldsOf(o)['CommandLine'] === '/bin/sleep 7.7070', 5_000, 'the helper');
+    expect(fieldsOf(helper)).toMatchObject({ ParentProcessId: anydesk.pid, SessionId: session.SessionId });
     const connection = NetworkConnectionFields.parse((await log.waitFor((o) => o.category === 'network_connection' && fieldsOf(o)['DestinationPort'] === 7070)).fields);
     expect(connection).toMatchObject({ Initiated: false, SourceIp: '127.0.0.1', SourcePort: client.localPort, Tool: 'anydesk', ProcessId: anydesk.pid, Image: join(dir, 'anydesk') });
     client.destroy();

@@ -44,7 +44,7 @@ describe.skipIf(!available.ok)('SSH sessions through a real sshd', () => {
     const { sshd, sensors, log } = ctx;
     const client = sshd.ssh('sleep 30');
     const start = RemoteSessionFields.parse((await log.waitFor(
-      (o) => o.category === 'remote_session' && fieldsOf(o)['Action'] === 'start' && fieldsOf(o)['User'] === sshd.user,
+      (o) => o.category === 'remote_session' && fieldsOf(o)['Action'] === 'start' && fieldsOf(o)['LocalPort'] === sshd.port,
       10_000, 'the ssh session start')).fields);
     expect(start).toMatchObject({ Protocol: 'ssh', Tool: 'sshd', User: sshd.user, SourceIp: '127.0.0.1', LocalPort: sshd.port });
     expect(start.SourcePort).toBeGreaterThan(0);
@@ -72,6 +72,18 @@ describe.skipIf(!available.ok)('SSH sessions through a real sshd', () => {
     expect(end.User).toBe(sshd.user);
     expect(end.DurationSeconds).toBeGreaterThan(0);
     expect(end.DurationSeconds).toBeLessThan(30);
+  });
+
+  it('reports a tunnel-only login (ssh -N), which never opens a session channel', async () => {
+    const { sshd, log } = ctx;
+    const client = sshd.ssh('', { noChannel: true });
+    const start = RemoteSessionFields.parse((await log.waitFor(
+      (o) => o.category === 'remote_session' && fieldsOf(o)['Action'] === 'start' && fieldsOf(o)['LocalPort'] === sshd.port
+        && !log.all.some((e) => e.category === 'remote_session' && fieldsOf(e)['Action'] === 'end' && fieldsOf(e)['SessionId'] === fieldsOf(o)['SessionId']),
+      10_000, 'the tunnel session start')).fields);
+    expect(start).toMatchObject({ Protocol: 'ssh', User: sshd.user, SourceIp: '127.0.0.1' });
+    client.kill('SIGTERM');
+    await log.waitFor((o) => o.category === 'remote_session' && fieldsOf(o)['Action'] === 'end' && fieldsOf(o)['SessionId'] === start.SessionId, 10_000, 'the tunnel session end');
   });
 
   it('gives a pty session its terminal, and keeps two sessions of one user apart', async () => {
@@ -102,7 +114,7 @@ describe.skipIf(!available.ok)('what an SSH session leaves running (sshd with PA
     // by then no sshd is among its ancestors.
     const client = sshd.ssh("setsid sh -c 'while [ ! -e /tmp/omw-go-$$ ]; do sleep 0.05; done; sleep 34; true' </dev/null >/dev/null 2>&1 & echo $!; read logout");
     const jobPid = Number((await new Promise<string>((resolve) => client.stdout!.once('data', (d: Buffer) => resolve(d.toString())))).trim());
-    const start = await log.waitFor((o) => o.category === 'remote_session' && fieldsOf(o)['Action'] === 'start', 10_000, 'the session start');
+    const start = await log.waitFor((o) => o.category === 'remote_session' && fieldsOf(o)['Action'] === 'start' && fieldsOf(o)['LocalPort'] === sshd.port, 10_000, 'the session start');
     const sessionId = fieldsOf(start)['SessionId'];
     client.stdin!.end('\n');
     await once(client, 'exit');

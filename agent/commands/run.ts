@@ -21,7 +21,7 @@ export async function runAgent(config: AgentConfig, host: HostIdentity, logger: 
   const sink = new JsonLinesSink(out, logger);
   const emit = (observation: Observation) => sink.write(toEvent(observation, host, product));
   const agentEvent = (fields: Extract<OmEvent, { category: 'agent' }>['fields']) =>
-    emit({ category: 'agent', timeMs: Date.now(), fields });
+    sink.write(toEvent({ category: 'agent', timeMs: Date.now(), fields }, host, product), true);
 
   const sensors = createPlatformSensors({ config, hostId: host.id, logger });
   agentEvent({ Action: 'started', Version: AGENT_VERSION });
@@ -44,6 +44,7 @@ export async function runAgent(config: AgentConfig, host: HostIdentity, logger: 
           logger.error({ err: error, sensor: sensor.name }, 'sensor did not stop cleanly');
         }
       }
+      sink.reportPendingDrops();
       agentEvent({ Action: 'stopped', Version: AGENT_VERSION });
       await sink.drain();
     },

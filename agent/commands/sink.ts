@@ -17,8 +17,9 @@ export class JsonLinesSink {
     this.#logger = logger;
   }
 
-  write(event: OmEvent): void {
-    if ((this.#out.writableLength ?? 0) > MAX_PENDING_BYTES) {
+  /** `final` events (the agent's own last words) pass the bound: they are few and must not be lost. */
+  write(event: OmEvent, final = false): void {
+    if (!final && (this.#out.writableLength ?? 0) > MAX_PENDING_BYTES) {
       if (this.#dropped === 0) this.#logger.warn('output is not keeping up; dropping events until it drains');
       this.#dropped++;
       return;
@@ -30,6 +31,11 @@ export class JsonLinesSink {
 
   get dropped(): number {
     return this.#dropped;
+  }
+
+  /** Says how many events were dropped, if any are still unsaid (at stop). */
+  reportPendingDrops(): void {
+    if (this.#dropped > 0 && this.#lastEvent) this.#reportDrops(this.#lastEvent);
   }
 
   /** Resolves once everything written so far has been handed to the OS. */

@@ -71,7 +71,7 @@ export async function takeSnapshot(config: AgentConfig, host: HostIdentity, logg
 export function renderSnapshot(snapshot: Snapshot, width: number): string {
   const { host } = snapshot;
   const out: string[] = [];
-  out.push(`Host ${host.name} (id ${host.id}, from ${host.idSource}), ${host.platform} ${host.kernel}${host.privileged ? '' : ', NOT root: some details are hidden (see sensors)'}`);
+  out.push(printable(`Host ${host.name} (id ${host.id}, from ${host.idSource}), ${host.platform} ${host.kernel}${host.privileged ? '' : ', NOT root: some details are hidden (see sensors)'}`));
   out.push('', 'Sensors');
   out.push(table(['NAME', 'STATE', 'SOURCE', 'NOTE'], snapshot.sensors.map((s) => [s.name, s.state, s.source, [s.reason, ...(s.notes ?? [])].filter(Boolean).join('; ') || counterSummary(s.counters)]), width));
   out.push('', `Remote sessions (${snapshot.sessions.length})`);

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
+import { MAX_FIELD_STRING_CHARS } from '../../collector/protocol/index.ts';
 import { ToolSchema } from '../sensors/sessions/catalog.ts';
 
 export const ConfigSchema = z.strictObject({
@@ -18,7 +19,8 @@ export const ConfigSchema = z.strictObject({
       enabled: z.boolean().default(true),
       /** Every process living at least this long is seen. */
       scanIntervalMs: z.number().int().min(10).max(60_000).default(100),
-      maxCommandLineChars: z.number().int().min(256).max(1_048_576).default(32_768),
+      // Past the protocol's limit the collector would refuse the event.
+      maxCommandLineChars: z.number().int().min(256).max(MAX_FIELD_STRING_CHARS).default(MAX_FIELD_STRING_CHARS),
     }).prefault({}),
     connections: z.strictObject({
       enabled: z.boolean().default(true),

@@ -3,7 +3,7 @@
 // (it survives re-parenting); else SSH_CONNECTION joined to the session's client endpoint; else
 // the X display of a VNC session.
 import type { Attribute, ProcEntry, ProcessTable } from '../sensors/processes/index.ts';
-import type { SessionRegistry } from '../sensors/sessions/registry.ts';
+import type { RemoteSessionRecord, SessionRegistry } from '../sensors/sessions/registry.ts';
 import { parseSshConnection } from '../sensors/sessions/parse.ts';
 
 export function createAttribution(registry: SessionRegistry): Attribute {
@@ -18,18 +18,23 @@ export function createAttribution(registry: SessionRegistry): Attribute {
       if (led) return led.id;
     }
     if (entry.auditSessionId !== undefined) {
+      // The kernel sets the audit session at login and no user can change it: trusted as it is.
       const audited = registry.byAudit(entry.auditSessionId);
       if (audited) return audited.id;
     }
+    // The environment is the process's own to write: it counts only for a process of the session's
+    // user that does not belong to another audit session.
+    const sameOwner = (record: RemoteSessionRecord) => record.uid !== undefined && record.uid === entry.uid
+      && (entry.auditSessionId === undefined || record.auditSessionId === undefined || entry.auditSessionId === record.auditSessionId);
     const ssh = parseSshConnection(entry.env?.['SSH_CONNECTION']);
     if (ssh) {
       const byClient = registry.byClient(ssh.clientIp, ssh.clientPort);
-      if (byClient) return byClient.id;
+      if (byClient && sameOwner(byClient)) return byClient.id;
     }
     const display = entry.env?.['DISPLAY'];
     if (display) {
       const shown = registry.byDisplay(displayNumber(display));
-      if (shown) return shown.id;
+      if (shown && sameOwner(shown)) return shown.id;
     }
     return undefined;
   };

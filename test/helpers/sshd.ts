@@ -64,6 +64,8 @@ export interface LogMatch {
 export interface SshOptions {
   /** Force a remote pty (`-tt`), so the session gets `sshd: USER@pts/N` and a utmp record. */
   tty?: boolean;
+  /** Open no session channel at all (`-N`, as for a tunnel); the command is then ignored. */
+  noChannel?: boolean;
 }
 
 export interface SshdHandle {
@@ -261,7 +263,8 @@ class SshdInstance implements SshdHandle {
       '-o', 'KexAlgorithms=curve25519-sha256',
     ];
     if (opts.tty) args.push('-tt');
-    args.push(`${this.user}@${LOOPBACK}`, command);
+    if (opts.noChannel) args.push('-N', `${this.user}@${LOOPBACK}`);
+    else args.push(`${this.user}@${LOOPBACK}`, command);
     const client = spawn(SSH_PATH, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.#clients.add(client);
     client.once('exit', () => this.#clients.delete(client));

@@ -68,6 +68,9 @@ export function createConnectionSensor({
   let timer: NodeJS.Timeout | undefined;
   let emitted = 0;
   let unowned = 0;
+  let pollErrors = 0;
+  let listenerErrors = 0;
+  let lastError: string | undefined;
 
   function processTool(entry: ProcEntry): RemoteTool | undefined {
     let tool = toolOf.get(entry);
@@ -113,9 +116,18 @@ export function createConnectionSensor({
       if (owner) service.owner = owner;
       services.push(service);
     }
-    const servicePorts = new Map(services.map((service) => [service.port, service]));
+    const serviceFor = (socket: SocketEntry): RemoteService | undefined => services.find((service) => service.port === socket.localPort
+      && (service.ip === socket.localIp || service.ip === '0.0.0.0' || service.ip === '::'));
+    // A tool talking to itself over loopback (its GUI to its daemon) is not a remote connection.
+    const byLocalEndpoint = new Map(established.map((s) => [`${s.localIp}|${s.localPort}`, s]));
+    const selfTalk = (socket: SocketEntry, tool: RemoteTool): boolean => {
+      if (!isLoopback(socket.remoteIp)) return false;
+      const peer = byLocalEndpoint.get(`${socket.remoteIp}|${socket.remotePort}`);
+      const peerPid = peer?.inode === undefined ? undefined : toolSockets.get(peer.inode);
+      return peerPid !== undefined && toolPids.get(peerPid) === tool;
+    };
 
-    const inbound = established.filter((s) => servicePorts.has(s.localPort));
+    const inbound = established.filter((s) => serviceFor(s) !== undefined);
     const servicePids = new Set<number>();
     for (const service of services) if (service.owner) servicePids.add(service.owner.pid);
     const likelyOwners: number[] = [];
@@ -123,12 +135,13 @@ export function createConnectionSensor({
     const inboundOwners = reader.owners(new Set(inbound.map((s) => s.inode!).filter((inode) => !toolSockets.has(inode))), likelyOwners);
     const connections: RemoteConnection[] = [];
     for (const socket of established) {
-      const service = servicePorts.get(socket.localPort);
+      const service = serviceFor(socket);
       const pid = toolSockets.get(socket.inode!) ?? inboundOwners.get(socket.inode!);
       let connection: RemoteConnection;
       if (service) connection = { tool: service.tool, direction: 'inbound', socket };
       else if (pid !== undefined && toolPids.has(pid)) connection = { tool: toolPids.get(pid)!, direction: 'outbound', socket };
       else continue;
+      if (selfTalk(socket, connection.tool)) continue;
       const owner = ref(pid);
       if (owner) connection.owner = owner;
       else unowned++;
@@ -138,7 +151,15 @@ export function createConnectionSensor({
     reader.retain(live);
     for (const inode of reported) if (!live.has(inode)) reported.delete(inode);
     view = { atMs: Date.now(), services, connections };
-    for (const listener of listeners) listener(view);
+    for (const listener of listeners) {
+      try {
+        listener(view);
+      } catch (error) {
+        listenerErrors++;
+        lastError = (error as Error).message;
+        logger.error({ err: error }, 'a connections listener failed');
+      }
+    }
     if (emit) {
       for (const connection of connections) {
         if (reported.has(connection.socket.inode!)) continue;
@@ -154,10 +175,15 @@ export function createConnectionSensor({
     try {
       poll();
     } catch (error) {
+      pollErrors++;
+      lastError = (error as Error).message;
       logger.error({ err: error }, 'connection poll failed');
+    } finally {
+      if (emit) {
+        timer = setTimeout(tick, pollIntervalMs);
+        timer.unref();
+      }
     }
-    timer = setTimeout(tick, pollIntervalMs);
-    timer.unref();
   }
 
   return {
@@ -178,9 +204,12 @@ export function createConnectionSensor({
       emit = undefined;
     },
     health(): SensorHealth {
-      const counters = { ...reader.counters, emitted, unownedConnections: unowned, services: view.services.length };
+      const counters = { ...reader.counters, emitted, unownedConnections: unowned, services: view.services.length, pollErrors, listenerErrors };
       const source = `${procRoot}/net/tcp, ${procRoot}/net/tcp6, ${procRoot}/PID/fd`;
       const notes = [...reader.missing].map((file) => `no ${file} on this host`);
+      if ((pollErrors > 0 || listenerErrors > 0) && lastError) {
+        return { name: 'connections', state: 'degraded', source, counters, reason: `a poll failed: ${lastError}` };
+      }
       if (reader.missing.size === 2 || (reader.counters.reads > 0 && reader.counters.readErrors >= reader.counters.reads * 2)) {
         return { name: 'connections', state: 'unavailable', source, counters, reason: `${procRoot}/net/tcp and tcp6 cannot be read` };
       }
@@ -194,6 +223,10 @@ export function createConnectionSensor({
       return { name: 'connections', state: 'ok', source, counters };
     },
   };
+}
+
+function isLoopback(ip: string): boolean {
+  return ip.startsWith('127.') || ip === '::1';
 }
 
 export function connectionFields(connection: RemoteConnection): NetworkConnection {

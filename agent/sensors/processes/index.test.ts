@@ -54,6 +54,21 @@ describe('process sensor, live on this host', () => {
     await once(shell, 'exit');
   });
 
+  it('reports a program that a running process execs long after it started', async () => {
+    const log = observationLog();
+    sensor = createProcessSensor({ hostId: 'test-host', logger: silentLogger() });
+    await sensor.start(log.emit);
+    // A wrapper that waits, then execs its payload: same pid, new program, well past the first read.
+    const wrapper = spawn('/bin/sh', ['-c', 'read go; exec /bin/sleep 2.5'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    await log.waitFor((o) => o.category === 'process_creation' && fieldsOf(o)['ProcessId'] === wrapper.pid, 5_000, 'the wrapper');
+    const marker = spawn(SLEEP, ['0.4']);
+    await log.waitFor((o) => o.category === 'process_termination' && fieldsOf(o)['ProcessId'] === marker.pid, 5_000, 'time to pass');
+    wrapper.stdin!.end('go\n');
+    const payload = await log.waitFor((o) => o.category === 'process_creation' && fieldsOf(o)['ProcessId'] === wrapper.pid && fieldsOf(o)['Image'] === SLEEP, 10_000, 'the payload');
+    expect(fieldsOf(payload)['CommandLine']).toBe('/bin/sleep 2.5');
+    wrapper.kill();
+  });
+
   it('does not report the baseline as created, and reports nothing twice', async () => {
     const log = observationLog();
     sensor = createProcessSensor({ hostId: 'test-host', logger: silentLogger() });

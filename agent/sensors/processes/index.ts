@@ -91,9 +91,19 @@ export function createProcessSensor({
   }
 
   function tick(): void {
-    scanOnce();
-    timer = setTimeout(tick, scanIntervalMs);
-    timer.unref();
+    try {
+      scanOnce();
+    } catch (error) {
+      // Emitting failed downstream: counted and shown in health; the next scan still runs.
+      scanErrors++;
+      lastError = (error as Error).message;
+      logger.error({ err: error }, 'process scan failed');
+    } finally {
+      if (emit) {
+        timer = setTimeout(tick, scanIntervalMs);
+        timer.unref();
+      }
+    }
   }
 
   return {

@@ -90,6 +90,8 @@ describe('small /proc parsers', () => {
   });
   it('reads uid, audit session, boot time, last pid and passwd', () => {
     expect(parseStatusUid('Name:\tx\nUid:\t1001\t1001\t1001\t1001\nGid:\t0\n')).toBe(1001);
+    // A setuid-root program run by uid 1001 acts as root.
+    expect(parseStatusUid('Name:\tx\nUid:\t1001\t0\t0\t0\nGid:\t0\n')).toBe(0);
     expect(parseStatusUid('Name:\tx\n')).toBeUndefined();
     expect(parseAuditSessionId('4294967295')).toBeUndefined();
     expect(parseAuditSessionId('7\n')).toBe(7);

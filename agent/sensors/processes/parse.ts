@@ -48,13 +48,16 @@ export function parseStat(text: string): ProcStat | undefined {
   };
 }
 
-/** The real uid from /proc/PID/status (`Uid:\treal\teffective\tsaved\tfs`). */
+/**
+ * The effective uid from /proc/PID/status (`Uid:\treal\teffective\tsaved\tfs`): whose rights the
+ * process acts with, so a setuid-root program run by a vendor shows as root, as a Windows token would.
+ */
 export function parseStatusUid(text: string): number | undefined {
   const at = text.indexOf('\nUid:');
   if (at < 0) return undefined;
   const end = text.indexOf('\n', at + 1);
   const fields = text.slice(at + 5, end < 0 ? undefined : end).trim().split(/\s+/);
-  return toInt(fields[0]);
+  return toInt(fields[1]);
 }
 
 export interface CommandLine {

@@ -37,8 +37,10 @@ export interface ScanResult {
   retitled: ProcEntry[];
 }
 
-/** How long after it is first read a process is checked again for an exec or a new title. */
+/** How long after it is first read a process is checked again, every scan, for an exec or a new title. */
 export const YOUNG_WINDOW_MS = 300;
+/** Older processes re-checked per scan, in rotation: the whole table every (size / this) scans. */
+export const ROTATING_RECHECKS = 10;
 
 export interface ProcessTableOptions {
   procRoot?: string;
@@ -61,7 +63,7 @@ export interface ProcessCounters {
   malformed: number;
   /** A pid seen again with another start time: the old process exited, a new one took its pid. */
   pidReused: number;
-  /** A process first read between its fork and its exec, reported again once it had exec'd. */
+  /** A process that exec'd after it was first read, reported again with its new program. */
   execAfterRead: number;
 }
 
@@ -76,6 +78,9 @@ export class ProcessTable {
   readonly #entries = new Map<number, ProcEntry>();
   /** Processes first read less than YOUNG_WINDOW_MS ago, oldest first. */
   #young: ProcEntry[] = [];
+  /** The older processes, re-checked ROTATING_RECHECKS per scan. */
+  #rotation: ProcEntry[] = [];
+  #rotationAt = 0;
   readonly #users: UserNames;
   readonly #maxCommandLineChars: number;
   readonly #readLinkAt: (path: string) => string;
@@ -155,7 +160,7 @@ export class ProcessTable {
     for (const entry of exited) {
       if (this.#entries.get(entry.pid) === entry) this.#entries.delete(entry.pid);
     }
-    const { execed, retitled } = this.#recheckYoung(nowMs);
+    const { execed, retitled } = this.#recheck(nowMs);
     // Insert after the pass so that parents read in this scan are found by their children.
     for (const entry of created) this.#entries.set(entry.pid, entry);
     created.sort((a, b) => a.startTicks - b.startTicks || a.pid - b.pid);
@@ -167,17 +172,24 @@ export class ProcessTable {
   }
 
   /**
-   * Reads young processes' command lines again. A changed one is read in full: a new executable or
-   * comm means an exec the first read came too early for; otherwise the program retitled itself.
+   * Reads command lines again: every young process's, and a rotating slice of the older ones (an
+   * exec long after the fork, a wrapper that execs its payload). A changed one is read in full: a new
+   * executable or comm means an exec; otherwise the program retitled itself.
    */
-  #recheckYoung(nowMs: number): { execed: ProcEntry[]; retitled: ProcEntry[] } {
+  #recheck(nowMs: number): { execed: ProcEntry[]; retitled: ProcEntry[] } {
     const execed: ProcEntry[] = [];
     const retitled: ProcEntry[] = [];
     let keepFrom = 0;
     while (keepFrom < this.#young.length && nowMs - this.#young[keepFrom]!.readAtMs > YOUNG_WINDOW_MS) keepFrom++;
     this.#young = this.#young.slice(keepFrom);
-    for (const entry of this.#young) {
-      if (this.#entries.get(entry.pid) !== entry) continue;
+    if (this.#rotationAt >= this.#rotation.length) {
+      this.#rotation = [...this.#entries.values()];
+      this.#rotationAt = 0;
+    }
+    const older = this.#rotation.slice(this.#rotationAt, this.#rotationAt + ROTATING_RECHECKS);
+    this.#rotationAt += ROTATING_RECHECKS;
+    for (const entry of [...this.#young, ...older]) {
+      if (this.#entries.get(entry.pid) !== entry || entry.kernelThread) continue;
       const cmdline = this.#readRaw(join(this.procRoot, String(entry.pid), 'cmdline'));
       if (cmdline === NOT_READ || parseCmdline(cmdline, this.#maxCommandLineChars).commandLine === entry.commandLine) continue;
       const fresh = this.#read(entry.pid, entry.generation, entry.readAtMs);

@@ -2,6 +2,7 @@
 // sshd's process tree (seen in the same scan as their processes); VNC, RDP, telnet and remote-access
 // tools from established connections to the ports they listen on.
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import type { Logger } from '../../log/index.ts';
 import type { RemoteSession } from '../../../collector/protocol/index.ts';
 import type { ConnectionSensor, ConnectionsView, RemoteConnection } from '../connections/index.ts';
@@ -11,6 +12,9 @@ import { parseSshConnection, parseSshdTitle, parseUtmp, UtmpType, type UtmpRecor
 import { SessionRegistry, sessionId, type RemoteSessionRecord } from './registry.ts';
 
 export { SessionRegistry, type RemoteSessionRecord } from './registry.ts';
+
+/** Consecutive polls a socket session's connection must be missing from before the session ends. */
+const SOCKET_MISSES_TO_END = 2;
 
 export interface SessionSensorOptions {
   hostId: string;
@@ -31,6 +35,9 @@ export function createSessionSensor({
 }: SessionSensorOptions): SessionSensor {
   const registry = new SessionRegistry();
   const announced = new Set<string>();
+  const misses = new Map<string, number>();
+  /** Whether the socket still exists at all (not just as a recognised remote connection). */
+  const socketStillOpen = (inode: number) => connections.reader.read().some((s) => s.inode === inode && s.state === 'ESTABLISHED');
   const counters = { started: 0, ended: 0, utmpMalformed: 0, utmpReadErrors: 0, forgedTitles: 0 };
   let utmpMissingSaid = false;
   let emit: Emit | undefined;
@@ -69,22 +76,28 @@ export function createSessionSensor({
     return parsed.records;
   }
 
-  /** The client endpoint of an SSH session: its socket, else utmp, else a child's SSH_CONNECTION. */
+  /**
+   * The client endpoint of an SSH session: the connection held by both the session process and its
+   * monitor (the session process alone also holds the sockets of `-L` forwards it opens), else
+   * utmp's address, else a child's SSH_CONNECTION.
+   */
   function sshSource(entry: ProcEntry, priv: ProcEntry | undefined, table: ProcessTable): Pick<RemoteSessionRecord, 'sourceIp' | 'sourcePort' | 'localPort'> {
-    const inodes = connections.reader.socketsOf(entry.pid);
-    if (priv) for (const inode of connections.reader.socketsOf(priv.pid)) inodes.add(inode);
+    const own = connections.reader.socketsOf(entry.pid);
+    const shared = priv ? connections.reader.socketsOf(priv.pid) : own;
+    const inodes = new Set([...own].filter((inode) => shared.has(inode)));
     if (inodes.size > 0) {
       const socket = connections.reader.read().find((s) => s.state === 'ESTABLISHED' && s.inode !== undefined && inodes.has(s.inode));
       if (socket) return { sourceIp: socket.remoteIp, sourcePort: socket.remotePort, localPort: socket.localPort };
     }
+    const record = readUtmp().find((r) => r.type === UtmpType.USER_PROCESS && r.pid === priv?.pid);
+    if (record?.addr) return { sourceIp: record.addr };
+    // ut_host is a host name the client's resolver chose; only an address is a SourceIp.
+    if (record?.host && isIP(record.host)) return { sourceIp: record.host };
     for (const candidate of table.entries()) {
-      if (candidate.ppid !== entry.pid) continue;
+      if (candidate.ppid !== entry.pid || candidate.uid !== entry.uid) continue;
       const ssh = parseSshConnection(candidate.env?.['SSH_CONNECTION']);
       if (ssh) return { sourceIp: ssh.clientIp, sourcePort: ssh.clientPort, localPort: ssh.serverPort };
     }
-    const record = readUtmp().find((r) => r.type === UtmpType.USER_PROCESS && r.pid === priv?.pid);
-    if (record?.addr) return { sourceIp: record.addr };
-    if (record?.host) return { sourceIp: record.host };
     return {};
   }
 
@@ -102,6 +115,7 @@ export function createSessionSensor({
     };
     const name = entry.user ?? user;
     if (name !== undefined) record.user = name;
+    if (entry.uid !== undefined) record.uid = entry.uid;
     const terminal = tty ?? entry.tty;
     if (terminal) record.tty = terminal;
     if (entry.auditSessionId !== undefined) record.auditSessionId = entry.auditSessionId;
@@ -124,6 +138,11 @@ export function createSessionSensor({
   }
 
   function onScan(result: ScanResult, table: ProcessTable): void {
+    // A remote-access service that just started children probably just took a connection: look now,
+    // so the children's events already carry the session (the poll's own timer may be a second away).
+    const servicePids = new Set<number>();
+    for (const service of connections.latest().services) if (service.tool.session === 'socket' && service.owner) servicePids.add(service.owner.pid);
+    if (servicePids.size > 0 && result.created.some((entry) => servicePids.has(entry.ppid))) connections.poll();
     // The per-session process first carries its monitor's title, so a retitle may be the session.
     for (const list of [result.created, result.retitled, result.execed]) {
       for (const entry of list) {
@@ -156,7 +175,20 @@ export function createSessionSensor({
       announce(record);
     }
     for (const record of registry.all()) {
-      if (record.socketInode !== undefined && !live.has(record.socketInode)) end(record, view.atMs);
+      if (record.socketInode === undefined) continue;
+      if (live.has(record.socketInode)) {
+        misses.delete(record.id);
+        continue;
+      }
+      // One poll that misses a connection (a listener restarting, a torn read of /proc/net/tcp) is
+      // not the end of a session; two in a row are.
+      const missed = (misses.get(record.id) ?? 0) + 1;
+      if (missed < SOCKET_MISSES_TO_END && connections.reader.counters.reads > 0 && socketStillOpen(record.socketInode)) {
+        misses.set(record.id, missed);
+        continue;
+      }
+      misses.delete(record.id);
+      end(record, view.atMs);
     }
   }
 
@@ -203,6 +235,7 @@ function socketSession(id: string, connection: RemoteConnection, table: ProcessT
     record.leaderStartMs = leader.startTimeMs;
     record.image = leader.image;
     if (leader.user !== undefined) record.user = leader.user;
+    if (leader.uid !== undefined) record.uid = leader.uid;
     // Xvnc :1 … — processes on that display belong to the session.
     const display = /(?:^|\s)(:\d+)(?:\s|$)/.exec(leader.commandLine)?.[1];
     if (display && tool.protocol === 'vnc') record.display = display;

@@ -20,6 +20,8 @@ describe('parseSshdTitle', () => {
     ['sshd: alice@pts/0                                  ', { role: 'session', user: 'alice', tty: 'pts/0' }],
     ['sshd: alice [priv]', { role: 'priv', user: 'alice' }],
     ['sshd: alice [net]', { role: 'preauth' }],
+    ['sshd: alice', { role: 'session', user: 'alice' }],
+    ['sshd: [accepted]', { role: 'preauth' }],
     ['sshd: unknown [net]', { role: 'preauth' }],
     ['sshd: /usr/sbin/sshd -D -f /etc/ssh/sshd_config [listener] 0 of 10-100 startups', { role: 'listener' }],
   ])('%s', (title, expected) => {

@@ -3,7 +3,10 @@
 import { compressIpv6 } from '../connections/parse.ts';
 
 export interface SshdTitle {
-  /** `session`: the per-session process `sshd: USER@pts/N` (or `@notty`); `priv`: its privileged monitor. */
+  /**
+   * `session`: the per-session process, `sshd: USER@pts/N`, `@notty`, or just `sshd: USER` once
+   * authenticated; `priv`: its privileged monitor; `preauth`: a connection not yet authenticated.
+   */
   role: 'session' | 'priv' | 'listener' | 'preauth';
   user?: string;
   /** `pts/0`, or undefined for `notty`; a multiplexed connection lists several, the first is kept. */
@@ -27,6 +30,10 @@ export function parseSshdTitle(commandLine: string): SshdTitle | undefined {
   }
   const priv = /^(\S+) \[priv\]$/.exec(rest);
   if (priv) return { role: 'priv', user: priv[1]! };
+  // After authentication and before the client opens a channel (or for good, with `ssh -N` tunnels
+  // and ControlMaster connections) the session process is titled with the bare user name.
+  const authenticated = /^([^\s[\]@]+)$/.exec(rest);
+  if (authenticated) return { role: 'session', user: authenticated[1]! };
   return { role: 'preauth' };
 }
 

@@ -7,6 +7,8 @@ export interface RemoteSessionRecord {
   protocol: string;
   tool: string;
   user?: string;
+  /** The uid the session's process runs as (the logged-in user's). */
+  uid?: number;
   sourceIp?: string;
   sourcePort?: number;
   localPort?: number;
