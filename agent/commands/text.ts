@@ -1,7 +1,6 @@
 // Terminal output of attacker-controlled text (command lines, user names): control characters are
 // shown escaped, so a crafted process title cannot move the cursor, recolour or rewrite the screen.
 
-// eslint-disable-next-line no-control-regex
 // C0 and C1 controls, and the invisible or direction-changing marks that can disguise text.
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;

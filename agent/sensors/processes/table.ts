@@ -40,7 +40,7 @@ export interface ScanResult {
 /** How long after it is first read a process is checked again, every scan, for an exec or a new title. */
 export const YOUNG_WINDOW_MS = 300;
 /** Older processes re-checked per scan, in rotation: the whole table every (size / this) scans. */
-export const ROTATING_RECHECKS = 10;
+export const ROTATING_RECHECKS = 4;
 
 export interface ProcessTableOptions {
   procRoot?: string;
