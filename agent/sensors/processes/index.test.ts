@@ -6,6 +6,7 @@ import { ProcessCreationFields, ProcessTerminationFields } from '../../../collec
 import { silentLogger } from '../../log/index.ts';
 import { fieldsOf, observationLog } from '../../../test/helpers/observations.ts';
 import { createProcessSensor, type ProcessSensor } from './index.ts';
+import { ROTATING_RECHECKS } from './table.ts';
 
 const SLEEP = realpathSync('/bin/sleep');
 const NODE = realpathSync(process.execPath);
@@ -54,18 +55,20 @@ describe('process sensor, live on this host', () => {
     await once(shell, 'exit');
   });
 
-  it('reports a program that a running process execs long after it started', async () => {
+  it('reports a program that a running process execs long after it started', { timeout: 120_000 }, async () => {
     const log = observationLog();
     sensor = createProcessSensor({ hostId: 'test-host', logger: silentLogger() });
     await sensor.start(log.emit);
     // A wrapper that waits, then execs its payload: same pid, new program, well past the first read.
-    const wrapper = spawn('/bin/sh', ['-c', 'read go; exec /bin/sleep 2.5'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const wrapper = spawn('/bin/sh', ['-c', 'read go; exec /bin/sleep 60'], { stdio: ['pipe', 'ignore', 'ignore'] });
     await log.waitFor((o) => o.category === 'process_creation' && fieldsOf(o)['ProcessId'] === wrapper.pid, 5_000, 'the wrapper');
     const marker = spawn(SLEEP, ['0.4']);
     await log.waitFor((o) => o.category === 'process_termination' && fieldsOf(o)['ProcessId'] === marker.pid, 5_000, 'time to pass');
     wrapper.stdin!.end('go\n');
-    const payload = await log.waitFor((o) => o.category === 'process_creation' && fieldsOf(o)['ProcessId'] === wrapper.pid && fieldsOf(o)['Image'] === SLEEP, 10_000, 'the payload');
-    expect(fieldsOf(payload)['CommandLine']).toBe('/bin/sleep 2.5');
+    // Older processes are re-read a few per scan, in rotation: the whole table within this bound.
+    const rotationMs = Math.ceil(sensor.table.size / ROTATING_RECHECKS) * 100;
+    const payload = await log.waitFor((o) => o.category === 'process_creation' && fieldsOf(o)['ProcessId'] === wrapper.pid && fieldsOf(o)['Image'] === SLEEP, rotationMs + 5_000, 'the payload');
+    expect(fieldsOf(payload)['CommandLine']).toBe('/bin/sleep 60');
     wrapper.kill();
   });
 
