@@ -17,6 +17,14 @@ export const EnrichmentFields = {
   SourceApproved: z.boolean().optional(),
   AccountApproved: z.boolean().optional(),
   Ticket: name.optional(),
+  /** Ours: the policy requires a ticket for remote sessions. */
+  TicketRequired: z.boolean().optional(),
+  /** Ours: a ticket is present and matches the policy's pattern (or none is required). */
+  TicketValid: z.boolean().optional(),
+  /** Ours: the session has run longer than the policy allows. */
+  ExceedsMaxDuration: z.boolean().optional(),
+  /** Ours: at least one remote session was live on the host when this happened. */
+  DuringRemoteSession: z.boolean().optional(),
 };
 
 const processIdentity = {
@@ -40,6 +48,8 @@ export const ProcessCreationFields = z.strictObject({
   ParentCommandLine: text.optional(),
   /** Ours: the controlling terminal (`pts/0`), if any. */
   Tty: name.optional(),
+  /** Ours: the remote-access tool this process is, by the catalogue (anydesk, teamviewer, …). */
+  Tool: name.optional(),
   /** Ours: when the process started, ISO 8601. */
   StartTime: z.iso.datetime().optional(),
 });
