@@ -6,11 +6,17 @@ import { createLogger, silentLogger } from './log/index.ts';
 import { AGENT_VERSION, runAgent } from './commands/run.ts';
 import { renderSnapshot, takeSnapshot } from './commands/snapshot.ts';
 import { lintRules, testRules } from './commands/rules.ts';
+import { DEFAULT_RULES } from './commands/ruleset.ts';
+import { PolicyError } from './enrich/policy.ts';
 
 const USAGE = `usage: omwatch-agent <command> [options]
 
 commands:
-  run --stdout [--config FILE]      run the sensors; print events as JSON lines on stdout
+  run --stdout [--config FILE] [--rules DIR|FILE]... [--policy FILE]
+                                    run the sensors, enrich events with the policy, judge them with
+                                    the rules (default: the shipped pack); print events and alerts
+                                    as JSON lines on stdout. SIGHUP or a file change reloads rules
+                                    and policy; a broken edit keeps the previous ones
   snapshot [--json] [--config FILE] print what the sensors see now: host, processes, sessions,
                                     services, connections, removable media, sensor health
   rules lint <dir|file>... [--json] check Sigma rule files; exit 1 if any rule does not load
@@ -53,14 +59,17 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
   switch (command) {
     case 'run': {
-      const values = parse('run', args, { stdout: { type: 'boolean' } });
+      const values = parse('run', args, { stdout: { type: 'boolean' }, rules: { type: 'string', multiple: true }, policy: { type: 'string' } });
       if (values.help) return help();
       if (!values.stdout) {
         throw new UsageError('omwatch-agent run: --stdout is required: events are printed as JSON lines (delivery to a collector is not built yet)');
       }
       const config = configFrom(values.config);
       const logger = createLogger({ level: values['log-level'] ?? config.log.level });
-      const agent = await runAgent(config, hostIdentity(config.host.name), logger, process.stdout);
+      const agent = await runAgent(config, hostIdentity(config.host.name), logger, process.stdout, {
+        rulePaths: values.rules?.length ? values.rules : [DEFAULT_RULES],
+        ...(values.policy ? { policyPath: values.policy } : {}),
+      });
       // Sensor timers do not hold the process open; this does, until a signal asks to stop.
       const keepAlive = setInterval(() => {}, 2 ** 30);
       await new Promise<void>((resolve) => {
@@ -132,6 +141,9 @@ main(process.argv.slice(2)).then(
       process.exitCode = 2;
     } else if (error instanceof ConfigError) {
       console.error(`omwatch-agent: invalid configuration:\n${error.message}`);
+      process.exitCode = 2;
+    } else if (error instanceof PolicyError) {
+      console.error(`omwatch-agent: invalid policy:\n${error.message}`);
       process.exitCode = 2;
     } else {
       console.error(`omwatch-agent: ${(error as Error).stack ?? String(error)}`);

@@ -1,5 +1,5 @@
-// `omwatch-agent run --stdout`: runs the sensors and prints each event as one JSON line. Start-up and
-// shutdown are explicit step lists; every stop step runs.
+// `omwatch-agent run --stdout`: sensors → enrichment → rules, printing each event, and each alert it
+// raises, as one JSON line. Start-up and shutdown are explicit step lists; every stop step runs.
 import type { OmEvent } from '../../collector/protocol/index.ts';
 import type { AgentConfig } from '../config/index.ts';
 import { currentProduct, type HostIdentity } from '../host.ts';
@@ -7,6 +7,10 @@ import { toEvent } from '../events.ts';
 import type { Logger } from '../log/index.ts';
 import { createPlatformSensors } from '../sensors/index.ts';
 import type { Observation } from '../sensors/types.ts';
+import { createCatalog } from '../sensors/sessions/catalog.ts';
+import { SessionRegistry } from '../sensors/sessions/registry.ts';
+import { createEnricher } from '../enrich/index.ts';
+import { RuleSet } from './ruleset.ts';
 import { JsonLinesSink } from './sink.ts';
 
 export const AGENT_VERSION = '0.1.0';
@@ -16,15 +20,41 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
-export async function runAgent(config: AgentConfig, host: HostIdentity, logger: Logger, out: NodeJS.WritableStream): Promise<RunningAgent> {
+export interface RunOptions {
+  rulePaths: string[];
+  policyPath?: string;
+}
+
+export async function runAgent(config: AgentConfig, host: HostIdentity, logger: Logger, out: NodeJS.WritableStream, options: RunOptions): Promise<RunningAgent> {
   const product = currentProduct();
   const sink = new JsonLinesSink(out, logger);
-  const emit = (observation: Observation) => sink.write(toEvent(observation, host, product));
   const agentEvent = (fields: Extract<OmEvent, { category: 'agent' }>['fields']) =>
     sink.write(toEvent({ category: 'agent', timeMs: Date.now(), fields }, host, product), true);
 
-  const sensors = createPlatformSensors({ config, hostId: host.id, logger });
   agentEvent({ Action: 'started', Version: AGENT_VERSION });
+  const rules = new RuleSet({
+    rulePaths: options.rulePaths, hostName: host.name, logger: logger.child({ part: 'rules' }),
+    ...(options.policyPath ? { policyPath: options.policyPath } : {}),
+    onLoaded: ({ rules: count, errors, version }) => agentEvent({ Action: 'rules_loaded', Count: count, Version: version, Message: `${count} rules loaded, ${errors} not loaded` }),
+  });
+  const sensors = createPlatformSensors({ config, hostId: host.id, logger });
+  const enrich = createEnricher({
+    judge: () => rules.judge,
+    registry: sensors.linux?.sessions.registry ?? new SessionRegistry(),
+    catalog: sensors.linux?.catalog ?? createCatalog(config.remoteAccess.tools),
+  });
+  const emit = (observation: Observation) => {
+    const event = toEvent(enrich(observation), host, product);
+    sink.write(event);
+    for (const alert of rules.engine.evaluate(event)) sink.write(alert, true);
+  };
+  const onHangup = () => {
+    logger.info('SIGHUP: reloading rules and policy');
+    rules.reload();
+  };
+  process.on('SIGHUP', onHangup);
+  rules.watch();
+
   for (const sensor of sensors.ordered) {
     await sensor.start(emit);
     const health = sensor.health();
@@ -37,6 +67,8 @@ export async function runAgent(config: AgentConfig, host: HostIdentity, logger: 
 
   return {
     async stop() {
+      process.off('SIGHUP', onHangup);
+      rules.close();
       for (const sensor of sensors.ordered.toReversed()) {
         try {
           await sensor.stop();

@@ -1,7 +1,9 @@
-// Writes events as JSON lines to a stream with a bound on what may wait in memory: past the bound,
-// events are dropped, counted, and a `buffer_dropped` agent event says how many once output flows again.
+// Writes events and alerts as JSON lines to a stream with a bound on what may wait in memory: past the
+// bound, events are dropped, counted, and a `buffer_dropped` agent event says how many once output flows
+// again. Alerts pass the bound, as they pass plain events in the outbox.
 import type { OmEvent } from '../../collector/protocol/index.ts';
 import type { Logger } from '../log/index.ts';
+import type { Alert } from '../../rules/engine/index.ts';
 import { v7 as uuidv7 } from 'uuid';
 
 const MAX_PENDING_BYTES = 16 * 1024 * 1024;
@@ -17,15 +19,17 @@ export class JsonLinesSink {
     this.#logger = logger;
   }
 
-  /** `final` events (the agent's own last words) pass the bound: they are few and must not be lost. */
-  write(event: OmEvent, final = false): void {
-    if (!final && (this.#out.writableLength ?? 0) > MAX_PENDING_BYTES) {
+  /** `priority` records (alerts, the agent's own facts) pass the bound: they are few and must not be lost. */
+  write(event: OmEvent | Alert, priority = false): void {
+    if (!priority && (this.#out.writableLength ?? 0) > MAX_PENDING_BYTES) {
       if (this.#dropped === 0) this.#logger.warn('output is not keeping up; dropping events until it drains');
       this.#dropped++;
       return;
     }
-    if (this.#dropped > 0) this.#reportDrops(event);
-    this.#lastEvent = event;
+    if ('category' in event) {
+      if (this.#dropped > 0) this.#reportDrops(event);
+      this.#lastEvent = event;
+    }
     this.#out.write(`${JSON.stringify(event)}\n`);
   }
 

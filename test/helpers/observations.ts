@@ -1,48 +1,55 @@
-// Collects what a sensor emits and lets a test wait for a matching observation, with a deadline,
-// instead of sleeping.
+// Collects what a sensor (or a child's output) emits and lets a test wait for a matching item, with a
+// deadline, instead of sleeping.
 import type { Observation } from '../../agent/sensors/types.ts';
 
-export interface ObservationLog {
-  emit: (observation: Observation) => void;
-  all: Observation[];
-  /** Resolves with the first observation (already seen or yet to come) that matches. */
-  waitFor: (predicate: (o: Observation) => boolean, timeoutMs?: number, what?: string) => Promise<Observation>;
+export interface WaitLog<T> {
+  emit: (item: T) => void;
+  all: T[];
+  /** Resolves with the first item (already seen or yet to come) that matches. */
+  waitFor: (predicate: (item: T) => boolean, timeoutMs?: number, what?: string) => Promise<T>;
 }
 
-export function observationLog(): ObservationLog {
-  const all: Observation[] = [];
-  const waiters: Array<{ predicate: (o: Observation) => boolean; resolve: (o: Observation) => void }> = [];
+export type ObservationLog = WaitLog<Observation>;
+
+/** A log of items, any of which a test can wait for, with a deadline. */
+export function waitLog<T>(): WaitLog<T> {
+  const all: T[] = [];
+  const waiters: Array<{ predicate: (item: T) => boolean; resolve: (item: T) => void }> = [];
   return {
     all,
-    emit(observation) {
-      all.push(observation);
+    emit(item) {
+      all.push(item);
       for (let i = waiters.length - 1; i >= 0; i--) {
         const waiter = waiters[i]!;
-        if (waiter.predicate(observation)) {
+        if (waiter.predicate(item)) {
           waiters.splice(i, 1);
-          waiter.resolve(observation);
+          waiter.resolve(item);
         }
       }
     },
-    waitFor(predicate, timeoutMs = 10_000, what = 'observation') {
+    waitFor(predicate, timeoutMs = 10_000, what = 'an item') {
       const seen = all.find(predicate);
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
         const waiter = {
           predicate,
-          resolve: (o: Observation) => {
+          resolve: (item: T) => {
             clearTimeout(timer);
-            resolve(o);
+            resolve(item);
           },
         };
         const timer = setTimeout(() => {
           waiters.splice(waiters.indexOf(waiter), 1);
-          reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; saw ${all.length} observations`));
+          reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; saw ${all.length} items`));
         }, timeoutMs);
         waiters.push(waiter);
       });
     },
   };
+}
+
+export function observationLog(): ObservationLog {
+  return waitLog<Observation>();
 }
 
 /** The fields of an observation as a plain record, for assertions. */
