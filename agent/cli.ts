@@ -20,8 +20,9 @@ commands:
   snapshot [--json] [--config FILE] print what the sensors see now: host, processes, sessions,
                                     services, connections, removable media, sensor health
   rules lint <dir|file>... [--json] check Sigma rule files; exit 1 if any rule does not load
-  rules test --rules <dir|file> --events <file.jsonl>
-                                    run rules over events (one envelope per line); print alerts
+  rules test --rules <dir|file> --events <file.jsonl> [--policy FILE]
+                                    run rules over events (one envelope per line), enriched by the
+                                    policy if given; print alerts as JSON lines
   version                           print the version
   help                              print this text
 
@@ -99,10 +100,10 @@ async function main(argv: string[]): Promise<number> {
         return lintRules(positionals, Boolean(values.json), io);
       }
       if (sub === 'test') {
-        const values = parse('rules test', rest, { rules: { type: 'string', multiple: true }, events: { type: 'string' } });
+        const values = parse('rules test', rest, { rules: { type: 'string', multiple: true }, events: { type: 'string' }, policy: { type: 'string' } });
         if (values.help) return help();
         if (!values.rules?.length || !values.events) throw new UsageError('omwatch-agent rules test: --rules and --events are required');
-        return testRules(values.rules, values.events, io);
+        return testRules(values.rules, values.events, io, values.policy);
       }
       throw new UsageError(`omwatch-agent rules: unknown subcommand '${sub ?? ''}' (lint or test)`);
     }

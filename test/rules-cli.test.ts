@@ -69,6 +69,20 @@ describe.skipIf(!existsSync(CORPUS))('rules test', () => {
     expect(alerts.some((a) => (a['eventIds'] as string[])[0] === 'e1')).toBe(false);
   });
 
+  it('with --policy, judges events by the policy first, as the agent does', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'omw-events-'));
+    const events = join(dir, 'events.jsonl');
+    writeFileSync(join(dir, 'policy.yml'), 'approvedAccounts: [vendor1]\n');
+    const session = (id: string, User: string) => JSON.stringify({ id, time: '2026-11-28T10:00:00Z', host: { id: 'h', name: 'hmi-07' }, category: 'remote_session', product: 'linux', fields: { SessionId: id, Action: 'start', Protocol: 'ssh', Tool: 'sshd', User } });
+    writeFileSync(events, `${session('s1', 'vendor1')}\n${session('s2', 'intruder')}\n`);
+    const packs = new URL('../rules/packs', import.meta.url).pathname;
+    const titles = (args: string[]) => agent(['rules', 'test', '--rules', packs, '--events', events, ...args]).stdout.trim().split('\n').filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, unknown>).map((a) => `${(a['eventIds'] as string[])[0]} ${String(a['ruleTitle'])}`);
+    expect(titles(['--policy', join(dir, 'policy.yml')])).toContain('s2 Remote Session by an Unapproved Account');
+    expect(titles(['--policy', join(dir, 'policy.yml')])).not.toContain('s1 Remote Session by an Unapproved Account');
+    expect(titles([])).toEqual([]);
+  });
+
   it('exits 1 when the events cannot be read', () => {
     const result = agent(['rules', 'test', '--rules', CORPUS, '--events', '/nonexistent/events.jsonl']);
     expect(result.status).toBe(1);

@@ -1,6 +1,11 @@
 // `omwatch-agent rules lint` and `rules test`: check rule files, and run rules over recorded events.
 import { readFileSync } from 'node:fs';
-import { loadRules, RuleEngine, type RuleProblem } from '../../rules/engine/index.ts';
+import { loadRules, RuleEngine, type EngineEvent, type RuleProblem } from '../../rules/engine/index.ts';
+import { createEnricher } from '../enrich/index.ts';
+import { loadPolicy, PolicyJudge } from '../enrich/policy.ts';
+import { createCatalog } from '../sensors/sessions/catalog.ts';
+import { SessionRegistry } from '../sensors/sessions/registry.ts';
+import type { Observation } from '../sensors/types.ts';
 import { readRuleFiles } from '../../rules/engine/files.ts';
 import { printable } from './text.ts';
 
@@ -51,9 +56,10 @@ export function lintRules(paths: string[], json: boolean, { out, err }: Output):
 
 /**
  * Runs the rules over events (one envelope per line) and prints one JSON line per alert, in event
- * order. Rules that fail to load are reported on stderr and skipped; exit 1 only if inputs are unreadable.
+ * order; with a policy, events are first enriched with its verdicts. Rules that fail to load are
+ * reported on stderr and skipped; exit 1 only if inputs are unreadable.
  */
-export function testRules(rulePaths: string[], eventsPath: string, { out, err }: Output): number {
+export function testRules(rulePaths: string[], eventsPath: string, { out, err }: Output, policyPath?: string): number {
   const read = readRuleFiles(rulePaths);
   for (const { path, message } of read.unreadable) err(`${path}: cannot read: ${message}`);
   const loaded = loadRules(read.sources);
@@ -67,6 +73,11 @@ export function testRules(rulePaths: string[], eventsPath: string, { out, err }:
   }
   if (read.sources.length === 0) return 1;
   const engine = new RuleEngine(loaded);
+  // With a policy, each event is enriched as the agent would, judged for the host it names.
+  const policy = policyPath === undefined ? undefined : loadPolicy(policyPath);
+  const judges = new Map<string, PolicyJudge>();
+  let judge: PolicyJudge | undefined;
+  const enrich = createEnricher({ judge: () => judge, registry: new SessionRegistry(), catalog: createCatalog() });
   const lines = text.split('\n');
   for (const [index, line] of lines.entries()) {
     if (line.trim() === '') continue;
@@ -74,6 +85,13 @@ export function testRules(rulePaths: string[], eventsPath: string, { out, err }:
     if (typeof event === 'string') {
       err(`${eventsPath}:${index + 1}: skipped: ${event}`);
       continue;
+    }
+    if (policy) {
+      const hostName = event.host?.name ?? '';
+      judge = judges.get(hostName);
+      if (!judge) judges.set(hostName, (judge = new PolicyJudge(policy, hostName)));
+      const observation = { category: event.category, timeMs: Date.parse(event.time), fields: event.fields } as Observation;
+      event.fields = enrich(observation).fields as Record<string, unknown>;
     }
     for (const alert of engine.evaluate(event)) {
       out(JSON.stringify({
@@ -86,7 +104,7 @@ export function testRules(rulePaths: string[], eventsPath: string, { out, err }:
 }
 
 /** An event line, or why it cannot be one. */
-function parseEvent(line: string): { id: string; time: string; category: string; product: string; fields: Record<string, unknown> } | string {
+function parseEvent(line: string): EngineEvent | string {
   let value: unknown;
   try {
     value = JSON.parse(line);
@@ -99,5 +117,8 @@ function parseEvent(line: string): { id: string; time: string; category: string;
     if (typeof e[key] !== 'string') return `'${key}' must be a string`;
   }
   if (e['fields'] === null || typeof e['fields'] !== 'object' || Array.isArray(e['fields'])) return "'fields' must be an object";
-  return { id: e['id'] as string, time: e['time'] as string, category: e['category'] as string, product: e['product'] as string, fields: e['fields'] as Record<string, unknown> };
+  const event: EngineEvent = { id: e['id'] as string, time: e['time'] as string, category: e['category'] as string, product: e['product'] as string, fields: e['fields'] as Record<string, unknown> };
+  const host = e['host'] as Record<string, unknown> | undefined;
+  if (host && typeof host['id'] === 'string' && typeof host['name'] === 'string') event.host = { id: host['id'], name: host['name'] };
+  return event;
 }
