@@ -3,8 +3,8 @@
 import { createHash } from 'node:crypto';
 import type { CompiledRule, Level, RuleMeta } from './compile.ts';
 import { CorrelationState, type Hit } from './correlation.ts';
-import type { LiteralIndex } from './literals.ts';
 import type { LoadResult } from './load.ts';
+import { routeKey, routeKeys } from './routes.ts';
 import { EventView, type RuleEvent } from './view.ts';
 
 export { loadRules, type LoadResult, type RuleSource } from './load.ts';
@@ -39,12 +39,10 @@ export class RuleEngine {
   readonly #feeds = new Map<string, CorrelationState[]>();
   /** Referenced rules that alert only through their correlations (`generate: false`). */
   readonly #silenced = new Set<string>();
-  readonly #literals: LiteralIndex | undefined;
 
   constructor(loaded: Pick<LoadResult, 'rules'> & Partial<Pick<LoadResult, 'correlations' | 'literals'>>) {
     this.rules = loaded.rules;
-    this.#literals = loaded.literals;
-    this.#literals?.finalize();
+    for (const index of loaded.literals?.values() ?? []) index.finalize();
     for (const rule of loaded.rules) {
       if (rule.logsource.service !== undefined) continue;
       const key = routeKey(rule.logsource.category, rule.logsource.product);
@@ -75,7 +73,7 @@ export class RuleEngine {
 
   evaluate(event: EngineEvent): Alert[] {
     const alerts: Alert[] = [];
-    const view = new EventView(event, this.#literals);
+    const view = new EventView(event);
     for (const key of routeKeys(event.category, event.product)) {
       const bucket = this.#routes.get(key);
       if (!bucket) continue;
@@ -108,13 +106,7 @@ function keysOf(rule: RuleMeta): string[] {
   return rule.name ? [rule.id, rule.name] : [rule.id];
 }
 
-function routeKeys(category: string, product: string): string[] {
-  return [routeKey(category, product), routeKey(category, undefined), routeKey(undefined, product), routeKey(undefined, undefined)];
-}
 
-function routeKey(category: string | undefined, product: string | undefined): string {
-  return `${category ?? '*'}\0${product ?? '*'}`;
-}
 
 const SUMMARY_FIELDS = ['User', 'SourceIp', 'Image', 'CommandLine', 'Device'];
 const MAX_SUMMARY_CHARS = 512;

@@ -2,22 +2,24 @@
 // contain. Instead of running each rule's tests one by one, every such literal of every rule is put
 // into one Aho–Corasick automaton per field; an event's field is scanned once, and each test becomes a
 // lookup. Tests are deduplicated across rules (hundreds of rules ask for `Image|endswith: /bash`).
+import type { EventView } from './view.ts';
 
 export type LiteralKind = 'eq' | 'prefix' | 'suffix' | 'contains';
 
 interface FieldAutomaton {
-  /** Per state: char code → next state. */
-  goto: Array<Map<number, number>>;
-  fail: Int32Array;
-  /** Per state: the needles that end here (through dictionary links too). */
+  /** Character code → character class; class 0 is every character no needle contains. */
+  classOf: Uint8Array | Uint16Array;
+  classes: number;
+  /** The full transition function (a DFA): next state = delta[state * classes + class]. */
+  delta: Int32Array;
+  /** Per state: the needles that end here (through dictionary links too); empty for most. */
   out: number[][];
+  hasOut: Uint8Array;
   needles: string[];
   /** Per needle: the tests that use it. */
   testsOf: Array<Array<{ test: number; kind: LiteralKind }>>;
   /** Per test: the event generation in which it last held. */
   stamp: Int32Array;
-  /** The event generation whose value this field's stamps describe. */
-  scannedGeneration: number;
 }
 
 interface Pending {
@@ -26,33 +28,83 @@ interface Pending {
   tests: Map<string, number>;
 }
 
-export class LiteralIndex {
-  readonly #pending = new Map<string, Pending>();
-  readonly #fields = new Map<string, FieldAutomaton>();
-  #finalized = false;
-  #generation = 0;
+/**
+ * Stamps that mark which tests hold for the event being evaluated. One counter for every index, so a
+ * stamp is never mistaken for another event's, whichever engines share an index.
+ */
+let generation = 0;
+const allIndexes = new Set<WeakRef<LiteralIndex>>();
 
-  /** A fresh stamp for one event's evaluation; every engine sharing this index draws from it. */
-  nextGeneration(): number {
-    this.#generation = (this.#generation + 1) | 0;
-    if (this.#generation === 0) {
-      for (const automaton of this.#fields.values()) {
-        automaton.stamp.fill(-1);
-        automaton.scannedGeneration = -1;
-      }
-      this.#generation = 1;
-    }
-    return this.#generation;
+export function nextGeneration(): number {
+  generation = (generation + 1) | 0;
+  if (generation <= 0) {
+    // After 2^31 events the counter wraps: forget every stamp once, then go on.
+    for (const ref of allIndexes) ref.deref()?.resetStamps();
+    generation = 1;
+  }
+  return generation;
+}
+
+/**
+ * One field's tests in one index. Matchers hold their slot directly, so a test costs no lookup: the
+ * slot scans the event's value once per event and then answers each test from its stamps.
+ */
+export class FieldSlot {
+  readonly field: string;
+  automaton: FieldAutomaton | undefined;
+  #scanned = -1;
+  #present = false;
+
+  constructor(field: string) {
+    this.field = field;
   }
 
-  /** Registers a test and returns its id within the field (the same literal and kind share one). */
-  register(field: string, kind: LiteralKind, needle: string): number {
+  holds(view: EventView, test: number): boolean {
+    this.#scan(view);
+    return this.#present && this.automaton!.stamp[test] === view.generation;
+  }
+
+  /** Whether any of the tests holds. */
+  anyHolds(view: EventView, tests: readonly number[]): boolean {
+    this.#scan(view);
+    if (!this.#present) return false;
+    const { stamp } = this.automaton!;
+    for (let i = 0; i < tests.length; i++) if (stamp[tests[i]!] === view.generation) return true;
+    return false;
+  }
+
+  reset(): void {
+    this.#scanned = -1;
+    this.automaton?.stamp.fill(-1);
+  }
+
+  #scan(view: EventView): void {
+    const { generation } = view;
+    if (this.#scanned === generation) return;
+    this.#scanned = generation;
+    const value = view.scanText(this.field);
+    this.#present = value !== undefined;
+    if (value !== undefined) scan(this.automaton!, value, generation);
+  }
+}
+
+export class LiteralIndex {
+  readonly #pending = new Map<string, Pending>();
+  readonly #slots = new Map<string, FieldSlot>();
+  #finalized = false;
+
+  /** Registers a test; the same literal and kind on a field share one. */
+  register(field: string, kind: LiteralKind, needle: string): { slot: FieldSlot; test: number } {
     if (this.#finalized) throw new Error('literal index already built');
     let pending = this.#pending.get(field);
-    if (!pending) this.#pending.set(field, (pending = { needles: new Map(), testsOf: [], tests: new Map() }));
+    if (!pending) {
+      this.#pending.set(field, (pending = { needles: new Map(), testsOf: [], tests: new Map() }));
+      this.#slots.set(field, new FieldSlot(field));
+    }
+    const slot = this.#slots.get(field)!;
     const key = `${kind}\0${needle}`;
     const existing = pending.tests.get(key);
-    if (existing !== undefined) return existing;
+    if (existing !== undefined) return { slot, test: existing };
     const test = pending.tests.size;
     pending.tests.set(key, test);
     let id = pending.needles.get(needle);
@@ -62,82 +114,97 @@ export class LiteralIndex {
       pending.testsOf.push([]);
     }
     pending.testsOf[id]!.push({ test, kind });
-    return test;
+    return { slot, test };
   }
 
   /** Builds the automata; called once, when the engine is made from the loaded rules. */
   finalize(): void {
     if (this.#finalized) return;
     this.#finalized = true;
-    for (const [field, pending] of this.#pending) this.#fields.set(field, build(pending));
+    allIndexes.add(new WeakRef(this));
+    for (const [field, pending] of this.#pending) this.#slots.get(field)!.automaton = build(pending);
     this.#pending.clear();
   }
 
-  /** Whether test `test` of `field` holds for `value` (lowered), scanning it once per generation. */
-  holds(field: string, test: number, value: string, generation: number): boolean {
-    const automaton = this.#fields.get(field)!;
-    if (automaton.scannedGeneration !== generation) {
-      scan(automaton, value, generation);
-      automaton.scannedGeneration = generation;
-    }
-    return automaton.stamp[test] === generation;
+  resetStamps(): void {
+    for (const slot of this.#slots.values()) slot.reset();
+  }
+
+  /** Size of each field's automaton, for benchmarks and health. */
+  stats(): Array<{ field: string; needles: number; states: number; classes: number; tests: number }> {
+    return [...this.#slots.values()].filter((slot) => slot.automaton).map(({ field, automaton: a }) => ({
+      field, needles: a!.needles.length, states: a!.hasOut.length, classes: a!.classes, tests: a!.stamp.length,
+    }));
   }
 }
 
 function build(pending: Pending): FieldAutomaton {
+  const needles = [...pending.needles.keys()];
+  // Alphabet compression: only characters some needle contains need columns in the table.
+  const classIds = new Map<number, number>();
+  for (const needle of needles) {
+    for (let i = 0; i < needle.length; i++) {
+      const c = needle.charCodeAt(i);
+      if (!classIds.has(c)) classIds.set(c, classIds.size + 1);
+    }
+  }
+  const classes = classIds.size + 1;
+  const classOf = classes <= 256 ? new Uint8Array(65_536) : new Uint16Array(65_536);
+  for (const [c, id] of classIds) classOf[c] = id;
+
   const goto: Array<Map<number, number>> = [new Map()];
   const out: number[][] = [[]];
-  const needles = [...pending.needles.keys()];
   for (const [id, needle] of needles.entries()) {
     let state = 0;
     for (let i = 0; i < needle.length; i++) {
-      const c = needle.charCodeAt(i);
-      let next = goto[state]!.get(c);
+      const k = classOf[needle.charCodeAt(i)]!;
+      let next = goto[state]!.get(k);
       if (next === undefined) {
         next = goto.length;
         goto.push(new Map());
         out.push([]);
-        goto[state]!.set(c, next);
+        goto[state]!.set(k, next);
       }
       state = next;
     }
     out[state]!.push(id);
   }
+  // Breadth first, so a state's failure state is complete before the state: the DFA row of a state
+  // is its own edges over its failure state's row.
   const fail = new Int32Array(goto.length);
-  const queue: number[] = [];
-  for (const next of goto[0]!.values()) queue.push(next);
+  const delta = new Int32Array(goto.length * classes);
+  for (const [k, next] of goto[0]!) delta[k] = next;
+  const queue = [...goto[0]!.values()];
   for (let head = 0; head < queue.length; head++) {
     const state = queue[head]!;
-    for (const [c, next] of goto[state]!) {
+    const f = fail[state]!;
+    if (out[f]!.length > 0) out[state] = [...out[state]!, ...out[f]!];
+    for (let k = 0; k < classes; k++) delta[state * classes + k] = delta[f * classes + k]!;
+    for (const [k, next] of goto[state]!) {
+      fail[next] = delta[f * classes + k]!;
+      delta[state * classes + k] = next;
       queue.push(next);
-      let f = fail[state]!;
-      while (f > 0 && !goto[f]!.has(c)) f = fail[f]!;
-      const target = goto[f]!.get(c);
-      fail[next] = target !== undefined && target !== next ? target : 0;
-      if (out[fail[next]!]!.length > 0) out[next] = [...out[next]!, ...out[fail[next]!]!];
     }
   }
+  const hasOut = new Uint8Array(goto.length);
+  for (let state = 0; state < goto.length; state++) hasOut[state] = out[state]!.length > 0 ? 1 : 0;
   let tests = 0;
   for (const list of pending.testsOf) tests += list.length;
-  return { goto, fail, out, needles, testsOf: pending.testsOf, stamp: new Int32Array(tests).fill(-1), scannedGeneration: -1 };
+  return { classOf, classes, delta, out, hasOut, needles, testsOf: pending.testsOf, stamp: new Int32Array(tests).fill(-1) };
 }
 
 function scan(automaton: FieldAutomaton, value: string, generation: number): void {
-  const { goto, fail, out, needles, testsOf, stamp } = automaton;
+  const { classOf, classes, delta, out, hasOut, needles, testsOf, stamp } = automaton;
   const last = value.length - 1;
   let state = 0;
-  // The empty needle (an `eq ''` or a bare `*`-less empty value) matches without a character.
+  // The empty needle (an `eq ''`) matches without a character.
   for (const id of out[0]!) mark(id, -1);
   for (let i = 0; i <= last; i++) {
-    const c = value.charCodeAt(i);
-    let next = goto[state]!.get(c);
-    while (next === undefined && state > 0) {
-      state = fail[state]!;
-      next = goto[state]!.get(c);
+    state = delta[state * classes + classOf[value.charCodeAt(i)]!]!;
+    if (hasOut[state] === 1) {
+      const found = out[state]!;
+      for (let k = 0; k < found.length; k++) mark(found[k]!, i);
     }
-    state = next ?? 0;
-    const found = out[state]!;
-    for (let k = 0; k < found.length; k++) mark(found[k]!, i);
   }
 
   function mark(id: number, end: number): void {

@@ -5,6 +5,7 @@ import { LineCounter, parseAllDocuments } from 'yaml';
 import { compileRule, IdentifierError, type CompiledRule } from './compile.ts';
 import { parseCorrelation, type CorrelationRule } from './correlation.ts';
 import { LiteralIndex } from './literals.ts';
+import { routeKey } from './routes.ts';
 import { RuleError, RuleErrorCode, RuleWarningCode, type RuleProblem } from './errors.ts';
 
 export interface RuleSource {
@@ -14,8 +15,11 @@ export interface RuleSource {
 
 export interface LoadResult {
   rules: CompiledRule[];
-  /** The literal tests of all loaded rules, for the engine's one-pass field scan. */
-  literals: LiteralIndex;
+  /**
+   * The literal tests of the loaded rules, one index per route, so an event scans its fields only
+   * for the rules that can match it (a Linux event never pays for Windows rules' literals).
+   */
+  literals: Map<string, LiteralIndex>;
   correlations: CorrelationRule[];
   errors: RuleProblem[];
   warnings: RuleProblem[];
@@ -24,7 +28,7 @@ export interface LoadResult {
 }
 
 export function loadRules(sources: readonly RuleSource[]): LoadResult {
-  const result: LoadResult = { rules: [], literals: new LiteralIndex(), correlations: [], errors: [], warnings: [], files: [] };
+  const result: LoadResult = { rules: [], literals: new Map(), correlations: [], errors: [], warnings: [], files: [] };
   const ids = new Map<string, { title: string; source: { file: string; line: number } }>();
   const loadedIn = new Map<CorrelationRule, string>();
   for (const { file, text } of sources) {
@@ -60,7 +64,7 @@ export function loadRules(sources: readonly RuleSource[]): LoadResult {
         return p;
       };
       try {
-        const compiled = 'correlation' in rule ? parseCorrelation(rule, { file, line }) : compileRule(rule, { file, line }, { literals: result.literals });
+        const compiled = 'correlation' in rule ? parseCorrelation(rule, { file, line }) : compileRule(rule, { file, line }, { literals: indexFor(result, rule['logsource']) });
         const previous = ids.get(compiled.id);
         if (previous) {
           result.errors.push(problem(RuleErrorCode.DUPLICATE_ID, `id ${compiled.id} is already used by '${previous.title}' (${previous.source.file}:${previous.source.line})`));
@@ -106,6 +110,15 @@ function dropUnresolvedCorrelations(result: LoadResult, loadedIn: Map<Correlatio
     if (stats) stats.loaded--;
     return false;
   });
+}
+
+function indexFor(result: LoadResult, logsource: unknown): LiteralIndex {
+  const source = (logsource !== null && typeof logsource === 'object' ? logsource : {}) as Record<string, unknown>;
+  const text = (key: string) => (typeof source[key] === 'string' ? source[key] as string : undefined);
+  const key = text('service') === undefined ? routeKey(text('category'), text('product')) : `service\0${text('service')}`;
+  let index = result.literals.get(key);
+  if (!index) result.literals.set(key, (index = new LiteralIndex()));
+  return index;
 }
 
 function lineOfKey(document: ReturnType<typeof parseAllDocuments>[number] & object, lines: LineCounter, path: string[]): number | undefined {

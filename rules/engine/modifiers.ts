@@ -3,7 +3,7 @@
 import ipaddr from 'ipaddr.js';
 import { RE2JS } from 're2js';
 import { RuleError, RuleErrorCode } from './errors.ts';
-import type { LiteralIndex } from './literals.ts';
+import type { FieldSlot, LiteralIndex } from './literals.ts';
 import {
   compilePattern, hasWildcards, literalOf, literalPattern, mapLiterals, parseSigmaString, simpleLiteral, wrap, type Pattern, type TextTest,
 } from './pattern.ts';
@@ -125,22 +125,44 @@ function compileValue(field: string | undefined, modifiers: string[], value: str
   // A keyword is searched inside every field's value (`*value*`) unless a modifier places it.
   if (field === undefined && !has('contains') && !has('startswith') && !has('endswith')) patterns = patterns.map((p) => wrap(p, true, true));
   const caseSensitive = has('cased');
-  // Simple literal tests go into the literal index. A keyword is a `contains` over every field, which
-  // is a `contains` over all values joined by NUL, as long as the keyword itself holds no NUL.
-  const literals = !caseSensitive && context.literals ? patterns.map(simpleLiteral) : [];
-  const indexed = field !== undefined || literals.every((l) => l?.kind === 'contains' && !l.needle.includes('\u0000'));
-  if (context.literals && indexed && literals.length > 0 && literals.every((l) => l !== undefined)) {
-    const index = context.literals;
-    const target = field ?? KEYWORD_FIELD;
-    const ids = literals.map((l) => index.register(target, l!.kind, l!.needle.toLowerCase()));
-    if (ids.length === 1) {
-      const id = ids[0]!;
-      return (view) => view.literal(target, id);
+  // Simple literal tests go into the literal index; the rest are tested one by one. A keyword is a
+  // `contains` over every field, which is a `contains` over all values joined by NUL (if it has no NUL).
+  const index = caseSensitive ? undefined : context.literals;
+  const target = field ?? KEYWORD_FIELD;
+  let slot: FieldSlot | undefined;
+  const ids: number[] = [];
+  if (index) {
+    const rest: Pattern[] = [];
+    for (const pattern of patterns) {
+      const literal = simpleLiteral(pattern);
+      const indexable = literal && (field !== undefined || (literal.kind === 'contains' && !literal.needle.includes('\u0000')));
+      if (!indexable) {
+        rest.push(pattern);
+        continue;
+      }
+      const registered = index.register(target, literal.kind, literal.needle.toLowerCase());
+      slot = registered.slot;
+      ids.push(registered.test);
     }
-    return (view) => ids.some((id) => view.literal(target, id));
+    patterns = rest;
   }
+  const indexed: Matcher | undefined = slot === undefined ? undefined : indexedMatcher(slot, ids);
+  if (indexed && patterns.length === 0) return indexed;
   const tests = patterns.map((p) => compilePattern(p, caseSensitive));
   const test: TextTest = tests.length === 1 ? tests[0]! : (text) => tests.some((t) => t(text));
+  const direct = directMatcher(field, caseSensitive, test);
+  return indexed ? some([indexed, direct]) : direct;
+}
+
+function indexedMatcher(slot: FieldSlot, ids: number[]): Matcher {
+  if (ids.length === 1) {
+    const id = ids[0]!;
+    return (view) => slot.holds(view, id);
+  }
+  return (view) => slot.anyHolds(view, ids);
+}
+
+function directMatcher(field: string | undefined, caseSensitive: boolean, test: TextTest): Matcher {
   if (field === undefined) {
     return caseSensitive ? (view) => view.allText().some(test) : (view) => view.allLower().some(test);
   }

@@ -1,6 +1,6 @@
 // One event as the matchers see it: field values as text, lowered at most once per field per event,
 // because every rule routed to the event asks for the same few fields.
-import type { LiteralIndex } from './literals.ts';
+import { nextGeneration } from './literals.ts';
 
 export interface RuleEvent {
   id: string;
@@ -16,21 +16,18 @@ export const KEYWORD_FIELD = '\u0000keywords';
 export class EventView {
   readonly event: RuleEvent;
   readonly #lower = new Map<string, string | undefined>();
-  readonly #literals: LiteralIndex | undefined;
-  readonly #generation: number;
+  /** Unique to this event's evaluation: literal tests stamped with it held for this event. */
+  readonly generation = nextGeneration();
   #allLower: string[] | undefined;
   #joined: string | undefined;
 
-  constructor(event: RuleEvent, literals?: LiteralIndex) {
+  constructor(event: RuleEvent) {
     this.event = event;
-    this.#literals = literals;
-    this.#generation = literals?.nextGeneration() ?? 0;
   }
 
-  /** Whether literal test `test` of `field` holds (see literals.ts); false when the field is absent. */
-  literal(field: string, test: number): boolean {
-    const value = field === KEYWORD_FIELD ? (this.#joined ??= this.allLower().join('\u0000')) : this.lower(field);
-    return value !== undefined && this.#literals!.holds(field, test, value, this.#generation);
+  /** The lowered text a literal index scans for a field (for keywords: every value, joined by NUL). */
+  scanText(field: string): string | undefined {
+    return field === KEYWORD_FIELD ? (this.#joined ??= this.allLower().join('\u0000')) : this.lower(field);
   }
 
   /** Whether the field is present and not null (Sigma's `exists` and `null`). */
