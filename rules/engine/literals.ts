@@ -32,17 +32,17 @@ interface Pending {
  * Stamps that mark which tests hold for the event being evaluated. One counter for every index, so a
  * stamp is never mistaken for another event's, whichever engines share an index.
  */
-let generation = 0;
+let lastGeneration = 0;
 const allIndexes = new Set<WeakRef<LiteralIndex>>();
 
 export function nextGeneration(): number {
-  generation = (generation + 1) | 0;
-  if (generation <= 0) {
+  lastGeneration = (lastGeneration + 1) | 0;
+  if (lastGeneration <= 0) {
     // After 2^31 events the counter wraps: forget every stamp once, then go on.
     for (const ref of allIndexes) ref.deref()?.resetStamps();
-    generation = 1;
+    lastGeneration = 1;
   }
-  return generation;
+  return lastGeneration;
 }
 
 /**
