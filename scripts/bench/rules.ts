@@ -90,9 +90,10 @@ const paths = [values.corpus, ...(existsSync(PACKS) ? [PACKS] : [])];
 const read = readRuleFiles(paths);
 const loaded = loadRules(read.sources);
 say(`loaded ${loaded.rules.length} rules and ${loaded.correlations.length} correlations from ${read.sources.length} files (${loaded.errors.length} not loaded)`);
-new RuleEngine(loaded);
+// Building an engine builds the literal automata, whose sizes are worth knowing.
+const warm = new RuleEngine(loaded);
 const automata = [...loaded.literals.values()].flatMap((index) => index.stats());
-say(`literal index: ${automata.length} fields, ${automata.reduce((n, a) => n + a.tests, 0)} tests, ${automata.reduce((n, a) => n + a.states, 0)} states; largest: ${automata.toSorted((a, b) => b.states - a.states).slice(0, 4).map((a) => `${JSON.stringify(a.field)} ${a.states}×${a.classes}`).join(', ')}`);
+say(`${warm.rules.length} rules routed; literal index: ${automata.length} fields, ${automata.reduce((n, a) => n + a.tests, 0)} tests, ${automata.reduce((n, a) => n + a.states, 0)} states; largest: ${automata.toSorted((a, b) => b.states - a.states).slice(0, 4).map((a) => `${JSON.stringify(a.field)} ${a.states}×${a.classes}`).join(', ')}`);
 const events = makeEvents(EVENTS);
 const lines = events.map((e) => JSON.stringify(e));
 
