@@ -106,14 +106,10 @@ function compileDetection(detection: Doc, context: CompileContext): Matcher {
 
 function bind(node: ConditionNode, searches: Map<string, Matcher>, names: string[]): Matcher {
   switch (node.kind) {
-    case 'and': {
-      const [l, r] = [bind(node.left, searches, names), bind(node.right, searches, names)];
-      return (view) => l(view) && r(view);
-    }
-    case 'or': {
-      const [l, r] = [bind(node.left, searches, names), bind(node.right, searches, names)];
-      return (view) => l(view) || r(view);
-    }
+    case 'and':
+      return every([bind(node.left, searches, names), bind(node.right, searches, names)]);
+    case 'or':
+      return some([bind(node.left, searches, names), bind(node.right, searches, names)]);
     case 'not': {
       const operand = bind(node.operand, searches, names);
       return (view) => !operand(view);

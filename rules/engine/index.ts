@@ -6,6 +6,7 @@ import { CorrelationState, type Hit } from './correlation.ts';
 import type { LoadResult } from './load.ts';
 import { routeKey, routeKeys } from './routes.ts';
 import { EventView, type RuleEvent } from './view.ts';
+import type { FieldSlot } from './literals.ts';
 
 export { loadRules, type LoadResult, type RuleSource } from './load.ts';
 export { RuleErrorCode, RuleWarningCode, type RuleProblem } from './errors.ts';
@@ -31,24 +32,76 @@ export interface EngineEvent extends RuleEvent {
  * Rules are routed by (category, product): an event meets only the rules whose logsource can match
  * it. A rule that names a `service` matches only events of that service; ours carry none.
  */
+/**
+ * The rules of one route, with the prefilter: a rule whose matcher has needs (literal tests one of
+ * which must hold) is evaluated only when the field scan says one does; the others always are.
+ */
+class Bucket {
+  readonly rules: CompiledRule[] = [];
+  #always: boolean[] = [];
+  /** slot → test → the rules that need it. */
+  #needers = new Map<FieldSlot, Map<number, number[]>>();
+  #candidate = new Int32Array(0);
+
+  add(rule: CompiledRule): void {
+    const index = this.rules.push(rule) - 1;
+    const needs = rule.match.needs;
+    this.#always.push(!needs);
+    for (const { slot, test } of needs ?? []) {
+      let byTest = this.#needers.get(slot);
+      if (!byTest) this.#needers.set(slot, (byTest = new Map()));
+      let list = byTest.get(test);
+      if (!list) byTest.set(test, (list = []));
+      if (list.at(-1) !== index) list.push(index);
+    }
+    this.#candidate = new Int32Array(this.rules.length).fill(-1);
+  }
+
+  /** The rules worth evaluating for this event, in the bucket's order. */
+  *candidates(view: EventView, prefilter: boolean): Generator<CompiledRule> {
+    if (!prefilter) {
+      yield* this.rules;
+      return;
+    }
+    const { generation } = view;
+    const candidate = this.#candidate;
+    for (const [slot, byTest] of this.#needers) {
+      for (const test of slot.heldTests(view)) {
+        const rules = byTest.get(test);
+        if (rules) for (const index of rules) candidate[index] = generation;
+      }
+    }
+    for (let i = 0; i < this.rules.length; i++) {
+      if (this.#always[i] || candidate[i] === generation) yield this.rules[i]!;
+    }
+  }
+}
+
+export interface EngineOptions {
+  /** Skip rules whose needed literals are absent (default). Off only to check the prefilter itself. */
+  prefilter?: boolean;
+}
+
 export class RuleEngine {
   readonly rules: readonly CompiledRule[];
   readonly correlations: readonly CorrelationState[];
-  readonly #routes = new Map<string, CompiledRule[]>();
+  readonly #routes = new Map<string, Bucket>();
+  readonly #prefilter: boolean;
   /** Correlations fed by each rule or correlation, by id and by name. */
   readonly #feeds = new Map<string, CorrelationState[]>();
   /** Referenced rules that alert only through their correlations (`generate: false`). */
   readonly #silenced = new Set<string>();
 
-  constructor(loaded: Pick<LoadResult, 'rules'> & Partial<Pick<LoadResult, 'correlations' | 'literals'>>) {
+  constructor(loaded: Pick<LoadResult, 'rules'> & Partial<Pick<LoadResult, 'correlations' | 'literals'>>, { prefilter = true }: EngineOptions = {}) {
     this.rules = loaded.rules;
+    this.#prefilter = prefilter;
     for (const index of loaded.literals?.values() ?? []) index.finalize();
     for (const rule of loaded.rules) {
       if (rule.logsource.service !== undefined) continue;
       const key = routeKey(rule.logsource.category, rule.logsource.product);
       let bucket = this.#routes.get(key);
-      if (!bucket) this.#routes.set(key, (bucket = []));
-      bucket.push(rule);
+      if (!bucket) this.#routes.set(key, (bucket = new Bucket()));
+      bucket.add(rule);
     }
     this.correlations = (loaded.correlations ?? []).map((rule) => new CorrelationState(rule));
     const generating = new Set<string>();
@@ -68,7 +121,7 @@ export class RuleEngine {
 
   /** The rules an event of this category and product meets. */
   rulesFor(category: string, product: string): CompiledRule[] {
-    return routeKeys(category, product).flatMap((key) => this.#routes.get(key) ?? []);
+    return routeKeys(category, product).flatMap((key) => this.#routes.get(key)?.rules ?? []);
   }
 
   evaluate(event: EngineEvent): Alert[] {
@@ -77,7 +130,7 @@ export class RuleEngine {
     for (const key of routeKeys(event.category, event.product)) {
       const bucket = this.#routes.get(key);
       if (!bucket) continue;
-      for (const rule of bucket) {
+      for (const rule of bucket.candidates(view, this.#prefilter)) {
         if (!rule.match(view)) continue;
         if (!this.#silenced.has(rule.id)) alerts.push(alertFor(rule, event));
         if (this.#feeds.size > 0) this.#correlate(rule, [event.id], event, alerts, 0);

@@ -20,6 +20,8 @@ interface FieldAutomaton {
   testsOf: Array<Array<{ test: number; kind: LiteralKind }>>;
   /** Per test: the event generation in which it last held. */
   stamp: Int32Array;
+  /** The tests that held in the last scan. */
+  held: number[];
 }
 
 interface Pending {
@@ -49,6 +51,8 @@ export function nextGeneration(): number {
  * One field's tests in one index. Matchers hold their slot directly, so a test costs no lookup: the
  * slot scans the event's value once per event and then answers each test from its stamps.
  */
+const NONE: readonly number[] = [];
+
 export class FieldSlot {
   readonly field: string;
   automaton: FieldAutomaton | undefined;
@@ -73,6 +77,12 @@ export class FieldSlot {
     return false;
   }
 
+  /** The tests that hold for this event (scanning the field if not yet done). */
+  heldTests(view: EventView): readonly number[] {
+    this.#scan(view);
+    return this.#present ? this.automaton!.held : NONE;
+  }
+
   reset(): void {
     this.#scanned = -1;
     this.automaton?.stamp.fill(-1);
@@ -85,6 +95,7 @@ export class FieldSlot {
     const value = view.scanText(this.field);
     this.#present = value !== undefined;
     if (value !== undefined) scan(this.automaton!, value, generation);
+    else this.automaton!.held.length = 0;
   }
 }
 
@@ -190,12 +201,13 @@ function build(pending: Pending): FieldAutomaton {
   for (let state = 0; state < goto.length; state++) hasOut[state] = out[state]!.length > 0 ? 1 : 0;
   let tests = 0;
   for (const list of pending.testsOf) tests += list.length;
-  return { classOf, classes, delta, out, hasOut, needles, testsOf: pending.testsOf, stamp: new Int32Array(tests).fill(-1) };
+  return { classOf, classes, delta, out, hasOut, needles, testsOf: pending.testsOf, stamp: new Int32Array(tests).fill(-1), held: [] };
 }
 
 function scan(automaton: FieldAutomaton, value: string, generation: number): void {
-  const { classOf, classes, delta, out, hasOut, needles, testsOf, stamp } = automaton;
+  const { classOf, classes, delta, out, hasOut, needles, testsOf, stamp, held } = automaton;
   const last = value.length - 1;
+  held.length = 0;
   let state = 0;
   // The empty needle (an `eq ''`) matches without a character.
   for (const id of out[0]!) mark(id, -1);
@@ -214,6 +226,7 @@ function scan(automaton: FieldAutomaton, value: string, generation: number): voi
       if (stamp[test] === generation) continue;
       if (kind === 'contains' || (kind === 'prefix' && start === 0) || (kind === 'suffix' && end === last) || (kind === 'eq' && start === 0 && end === last)) {
         stamp[test] = generation;
+        held.push(test);
       }
     }
   }

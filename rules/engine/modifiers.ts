@@ -9,7 +9,22 @@ import {
 } from './pattern.ts';
 import { KEYWORD_FIELD, type EventView } from './view.ts';
 
-export type Matcher = (view: EventView) => boolean;
+/** A literal test that must hold for a matcher to match: what lets the engine skip a rule unheard. */
+export interface Need {
+  slot: FieldSlot;
+  test: number;
+}
+
+/**
+ * `needs`, when present, is a necessary condition: the matcher can only match an event for which at
+ * least one of these literal tests holds. Matchers that cannot say (negations, regexes, numbers) have none.
+ */
+export type Matcher = ((view: EventView) => boolean) & { needs?: readonly Need[] };
+
+function withNeeds(matcher: (view: EventView) => boolean, needs: readonly Need[] | undefined): Matcher {
+  if (needs) (matcher as Matcher).needs = needs;
+  return matcher;
+}
 
 const ENCODINGS = new Set(['wide', 'utf16le', 'utf16be', 'utf16']);
 const DATE_PARTS = new Set(['minute', 'hour', 'day', 'week', 'month', 'year']);
@@ -148,18 +163,27 @@ function compileValue(field: string | undefined, modifiers: string[], value: str
   }
   const indexed: Matcher | undefined = slot === undefined ? undefined : indexedMatcher(slot, ids);
   if (indexed && patterns.length === 0) return indexed;
-  const tests = patterns.map((p) => compilePattern(p, caseSensitive));
-  const test: TextTest = tests.length === 1 ? tests[0]! : (text) => tests.some((t) => t(text));
-  const direct = directMatcher(field, caseSensitive, test);
+  // A wildcard pattern still has literal runs, one of which must occur: its longest run, as a
+  // `contains` in the index, guards it, so most events never run the pattern itself.
+  const guarded = patterns.map((pattern) => {
+    const test = compilePattern(pattern, caseSensitive);
+    const longest = pattern.parts.filter((p): p is string => typeof p === 'string').sort((a, b) => b.length - a.length)[0];
+    const plain = directMatcher(field, caseSensitive, test);
+    if (!index || longest === undefined || longest.length < 3 || (field === undefined && longest.includes('\u0000'))) return plain;
+    const guard = index.register(target, 'contains', longest.toLowerCase());
+    return every([indexedMatcher(guard.slot, [guard.test]), plain]);
+  });
+  const direct = some(guarded);
   return indexed ? some([indexed, direct]) : direct;
 }
 
 function indexedMatcher(slot: FieldSlot, ids: number[]): Matcher {
+  const needs = ids.map((test) => ({ slot, test }));
   if (ids.length === 1) {
     const id = ids[0]!;
-    return (view) => slot.holds(view, id);
+    return withNeeds((view) => slot.holds(view, id), needs);
   }
-  return (view) => slot.anyHolds(view, ids);
+  return withNeeds((view) => slot.anyHolds(view, ids), needs);
 }
 
 function directMatcher(field: string | undefined, caseSensitive: boolean, test: TextTest): Matcher {
@@ -334,18 +358,23 @@ function fieldrefMatcher(field: string | undefined, modifiers: string[], value: 
   };
 }
 
+/** All must match; any one child's needs are necessary for the whole, so the smallest set is kept. */
 export function every(matchers: Matcher[]): Matcher {
   if (matchers.length === 1) return matchers[0]!;
-  return (view) => {
+  let needs: readonly Need[] | undefined;
+  for (const m of matchers) if (m.needs && (!needs || m.needs.length < needs.length)) needs = m.needs;
+  return withNeeds((view) => {
     for (const m of matchers) if (!m(view)) return false;
     return true;
-  };
+  }, needs);
 }
 
+/** One must match; the needs are the union of the children's, if every child has some. */
 export function some(matchers: Matcher[]): Matcher {
   if (matchers.length === 1) return matchers[0]!;
-  return (view) => {
+  const needs = matchers.every((m) => m.needs) ? matchers.flatMap((m) => m.needs!) : undefined;
+  return withNeeds((view) => {
     for (const m of matchers) if (m(view)) return true;
     return false;
-  };
+  }, needs);
 }
