@@ -1,10 +1,9 @@
 // The agent's configuration: one YAML file, validated once at start into a frozen typed object.
 // Errors name the file, the key and what was expected, so plant IT can fix them without the source.
-import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { MAX_FIELD_STRING_CHARS } from '../../collector/protocol/index.ts';
 import { ToolSchema } from '../sensors/sessions/catalog.ts';
+import { parseSettings, readSettingsFile } from './yaml-file.ts';
 
 export const ConfigSchema = z.strictObject({
   host: z.strictObject({
@@ -58,49 +57,14 @@ export function defaultConfig(): AgentConfig {
 
 /** Reads and validates a config file; throws ConfigError naming every problem found. */
 export function loadConfig(path: string): AgentConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new ConfigError(`cannot read config file ${path}: ${(error as Error).message}`);
-  }
-  return parseConfig(text, path);
+  return parseConfig(readSettingsFile(path, 'config file', configError), path);
 }
 
 export function parseConfig(text: string, source: string): AgentConfig {
-  const doc = parseDocument(text, { prettyErrors: true });
-  if (doc.errors.length > 0) {
-    const error = doc.errors[0]!;
-    const line = error.linePos?.[0];
-    throw new ConfigError(`${source}${line ? `:${line.line}:${line.col}` : ''}: not valid YAML: ${error.message.split('\n')[0]}`);
-  }
-  const value: unknown = doc.toJS() ?? {};
-  const result = ConfigSchema.safeParse(value);
-  if (!result.success) {
-    const problems = result.error.issues.map((issue) => {
-      const key = issue.path.join('.') || '(top level)';
-      return `${source}: ${key}: ${describeIssue(issue, value)}`;
-    });
-    throw new ConfigError(problems.join('\n'));
-  }
-  return deepFreeze(result.data);
+  return deepFreeze(parseSettings(text, source, ConfigSchema, configError));
 }
 
-function describeIssue(issue: z.core.$ZodIssue, root: unknown): string {
-  if (issue.code === 'unrecognized_keys') return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
-  const got = valueAt(root, issue.path);
-  const expected = issue.message.replace(/^Invalid input: /, '').replace(/, received \w+$/, '');
-  return `${expected}, got ${JSON.stringify(got) ?? 'nothing'}`;
-}
-
-function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
-  let current = root;
-  for (const key of path) {
-    if (current === null || typeof current !== 'object') return undefined;
-    current = (current as Record<PropertyKey, unknown>)[key];
-  }
-  return current;
-}
+const configError = (message: string) => new ConfigError(message);
 
 function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object') {

@@ -65,7 +65,7 @@ describe('a broken policy is refused as a whole, saying what and where', () => {
     ['timezone: Mars/Olympus\n', 'timezone: an IANA time zone'],
     ['approvedSources: ["10.0.0.0/33"]\n', 'approvedSources.0'],
     ['ticket: {pattern: "("}\n', 'ticket.pattern'],
-    ['bogus: 1\n', 'Unrecognized key'],
+    ['bogus: 1\n', "(top level): unknown key 'bogus'"],
     ['a: [\n', 'policy.yml:'],
   ])('%j', (text, expected) => {
     expect(() => parsePolicy(text, 'policy.yml')).toThrow(PolicyError);

@@ -1,10 +1,9 @@
 // O&M policy: maintenance windows, approved tools, sources and accounts, tickets, session length.
 // Validated as a whole (a broken file is refused and the last good one stays); enrichment turns it
 // into fields on each event (InMaintenanceWindow, ToolApproved, …) so rules can judge by them.
-import { readFileSync } from 'node:fs';
 import ipaddr from 'ipaddr.js';
-import { parseDocument } from 'yaml';
 import { z } from 'zod';
+import { parseSettings, readSettingsFile } from '../config/yaml-file.ts';
 
 const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
 const clock = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'a time of day like "22:00"');
@@ -54,35 +53,22 @@ export class PolicyError extends Error {
 }
 
 export function parsePolicy(text: string, source: string): Policy {
-  const doc = parseDocument(text);
-  if (doc.errors.length > 0) {
-    const error = doc.errors[0]!;
-    const line = error.linePos?.[0];
-    throw new PolicyError(`${source}${line ? `:${line.line}:${line.col}` : ''}: not valid YAML: ${error.message.split('\n')[0]}`);
-  }
-  const result = PolicySchema.safeParse(doc.toJS() ?? {});
-  if (!result.success) {
-    throw new PolicyError(result.error.issues.map((issue) => `${source}: ${issue.path.join('.') || '(top level)'}: ${issue.message}`).join('\n'));
-  }
-  if (result.data.ticket.pattern !== undefined) {
+  const policy = parseSettings(text, source, PolicySchema, policyError);
+  if (policy.ticket.pattern !== undefined) {
     try {
-      RegExp(result.data.ticket.pattern, 'u');
+      RegExp(policy.ticket.pattern, 'u');
     } catch (error) {
       throw new PolicyError(`${source}: ticket.pattern: not a regular expression: ${(error as Error).message}`);
     }
   }
-  return result.data;
+  return policy;
 }
 
 export function loadPolicy(path: string): Policy {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new PolicyError(`cannot read policy file ${path}: ${(error as Error).message}`);
-  }
-  return parsePolicy(text, path);
+  return parsePolicy(readSettingsFile(path, 'policy file', policyError), path);
 }
+
+const policyError = (message: string) => new PolicyError(message);
 
 /** What a session looks like to the policy: the facts its fields are judged by. */
 export interface SessionFacts {
