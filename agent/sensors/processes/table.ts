@@ -208,6 +208,16 @@ export class ProcessTable {
     return { execed, retitled };
   }
 
+  /** Reads a process's command line again (a title it may have changed since); true if it changed. */
+  refreshTitle(entry: ProcEntry): boolean {
+    const cmdline = this.#readRaw(join(this.procRoot, String(entry.pid), 'cmdline'));
+    if (cmdline === NOT_READ) return false;
+    const { commandLine } = parseCmdline(cmdline, this.#maxCommandLineChars);
+    if (commandLine === entry.commandLine) return false;
+    entry.commandLine = commandLine;
+    return true;
+  }
+
   /** Whether a process has exited but not been reaped yet: gone for every purpose but its pid. */
   isZombie(entry: ProcEntry): boolean {
     const stat = parseStat(this.#readText(join(this.procRoot, String(entry.pid), 'stat')) ?? '');

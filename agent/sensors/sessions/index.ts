@@ -13,6 +13,9 @@ import { SessionRegistry, sessionId, type RemoteSessionRecord } from './registry
 
 export { SessionRegistry, type RemoteSessionRecord } from './registry.ts';
 
+/** How long an SSH login may stay without a channel before it is announced as a tunnel-only session. */
+const SSH_CHANNEL_GRACE_MS = 1_000;
+
 /** Consecutive polls a socket session's connection must be missing from before the session ends. */
 const SOCKET_MISSES_TO_END = 2;
 
@@ -43,6 +46,7 @@ export function createSessionSensor({
   let emit: Emit | undefined;
 
   function announce(record: RemoteSessionRecord): void {
+    delete record.pending;
     if (!emit || announced.has(record.id)) return;
     announced.add(record.id);
     counters.started++;
@@ -50,6 +54,7 @@ export function createSessionSensor({
   }
 
   function end(record: RemoteSessionRecord, nowMs: number): void {
+    if (record.pending) announce(record); // a login that ended before it opened a channel still happened
     registry.retire(record.id);
     if (!announced.delete(record.id) || !emit) return;
     counters.ended++;
@@ -101,7 +106,7 @@ export function createSessionSensor({
     return {};
   }
 
-  function startSsh(entry: ProcEntry, user: string | undefined, tty: string | undefined, table: ProcessTable): void {
+  function startSsh(entry: ProcEntry, user: string | undefined, tty: string | undefined, channel: boolean, table: ProcessTable): void {
     const priv = table.get(entry.ppid);
     const record: RemoteSessionRecord = {
       id: sessionId('ssh', hostId, entry.pid, entry.startTimeMs),
@@ -120,7 +125,28 @@ export function createSessionSensor({
     if (terminal) record.tty = terminal;
     if (entry.auditSessionId !== undefined) record.auditSessionId = entry.auditSessionId;
     registry.add(record);
-    announce(record);
+    // Announced once the client opens a channel (its terminal is known then), or after a grace period
+    // for a tunnel that never does; its processes are attributed to it from now on either way.
+    if (channel) announce(record);
+    else record.pending = true;
+  }
+
+  /** Pending SSH logins: announce those that opened a channel, or waited long enough without one. */
+  function settlePending(table: ProcessTable, nowMs: number): void {
+    for (const record of registry.all()) {
+      if (!record.pending || record.leaderPid === undefined) continue;
+      const leader = table.get(record.leaderPid);
+      if (!leader || leader.startTimeMs !== record.leaderStartMs) continue;
+      table.refreshTitle(leader);
+      const title = parseSshdTitle(leader.commandLine);
+      if (!title?.channel && nowMs - record.startTimeMs < SSH_CHANNEL_GRACE_MS) continue;
+      const changes: Partial<RemoteSessionRecord> = {};
+      const tty = title?.tty ?? leader.tty;
+      if (tty) changes.tty = tty;
+      if (!record.sourceIp) Object.assign(changes, sshSource(leader, table.get(leader.ppid), table));
+      registry.update(record, changes);
+      announce(record);
+    }
   }
 
   /** Registers the session if `entry` is sshd's per-session process under its root monitor. */
@@ -134,7 +160,7 @@ export function createSessionSensor({
       counters.forgedTitles++;
       return;
     }
-    if (!registry.byLeader(entry.pid, entry.startTimeMs)) startSsh(entry, title.user, title.tty, table);
+    if (!registry.byLeader(entry.pid, entry.startTimeMs)) startSsh(entry, title.user, title.tty, title.channel === true, table);
   }
 
   function onScan(result: ScanResult, table: ProcessTable): void {
@@ -150,6 +176,7 @@ export function createSessionSensor({
       }
     }
     const now = Date.now();
+    settlePending(table, now);
     for (const entry of result.exited) {
       const record = registry.byLeader(entry.pid, entry.startTimeMs);
       if (record) end(record, now);

@@ -13,14 +13,14 @@ goldenFixtures({
 
 describe('parseSshdTitle', () => {
   it.each([
-    ['sshd: alice@pts/0', { role: 'session', user: 'alice', tty: 'pts/0' }],
-    ['sshd: alice@notty', { role: 'session', user: 'alice' }],
-    ['sshd: alice@pts/3,pts/4', { role: 'session', user: 'alice', tty: 'pts/3' }],
-    ['sshd-session: bob@pts/1', { role: 'session', user: 'bob', tty: 'pts/1' }],
-    ['sshd: alice@pts/0                                  ', { role: 'session', user: 'alice', tty: 'pts/0' }],
+    ['sshd: alice@pts/0', { role: 'session', user: 'alice', tty: 'pts/0', channel: true }],
+    ['sshd: alice@notty', { role: 'session', user: 'alice', channel: true }],
+    ['sshd: alice@pts/3,pts/4', { role: 'session', user: 'alice', tty: 'pts/3', channel: true }],
+    ['sshd-session: bob@pts/1', { role: 'session', user: 'bob', tty: 'pts/1', channel: true }],
+    ['sshd: alice@pts/0                                  ', { role: 'session', user: 'alice', tty: 'pts/0', channel: true }],
     ['sshd: alice [priv]', { role: 'priv', user: 'alice' }],
     ['sshd: alice [net]', { role: 'preauth' }],
-    ['sshd: alice', { role: 'session', user: 'alice' }],
+    ['sshd: alice', { role: 'session', user: 'alice', channel: false }],
     ['sshd: [accepted]', { role: 'preauth' }],
     ['sshd: unknown [net]', { role: 'preauth' }],
     ['sshd: /usr/sbin/sshd -D -f /etc/ssh/sshd_config [listener] 0 of 10-100 startups', { role: 'listener' }],

@@ -11,6 +11,8 @@ export interface SshdTitle {
   user?: string;
   /** `pts/0`, or undefined for `notty`; a multiplexed connection lists several, the first is kept. */
   tty?: string;
+  /** A session process whose client opened a channel (`@pts/N`, `@notty`); false while it is bare. */
+  channel?: boolean;
 }
 
 /**
@@ -26,14 +28,14 @@ export function parseSshdTitle(commandLine: string): SshdTitle | undefined {
   const session = /^(\S+)@((?:pts\/\d+|notty)(?:,(?:pts\/\d+|notty))*)$/.exec(rest);
   if (session) {
     const first = session[2]!.split(',')[0]!;
-    return first === 'notty' ? { role: 'session', user: session[1]! } : { role: 'session', user: session[1]!, tty: first };
+    return first === 'notty' ? { role: 'session', user: session[1]!, channel: true } : { role: 'session', user: session[1]!, tty: first, channel: true };
   }
   const priv = /^(\S+) \[priv\]$/.exec(rest);
   if (priv) return { role: 'priv', user: priv[1]! };
   // After authentication and before the client opens a channel (or for good, with `ssh -N` tunnels
   // and ControlMaster connections) the session process is titled with the bare user name.
   const authenticated = /^([^\s[\]@]+)$/.exec(rest);
-  if (authenticated) return { role: 'session', user: authenticated[1]! };
+  if (authenticated) return { role: 'session', user: authenticated[1]!, channel: false };
   return { role: 'preauth' };
 }
 

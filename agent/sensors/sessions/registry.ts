@@ -22,6 +22,8 @@ export interface RemoteSessionRecord {
   display?: string;
   /** The socket that carries it, for sessions recognised by their connection. */
   socketInode?: number;
+  /** An SSH login whose client has not opened a channel yet: known, not yet announced. */
+  pending?: boolean;
   startTimeMs: number;
 }
 
