@@ -57,11 +57,12 @@ class Bucket {
     this.#candidate = new Int32Array(this.rules.length).fill(-1);
   }
 
-  /** The rules worth evaluating for this event, in the bucket's order. */
-  *candidates(view: EventView, prefilter: boolean): Generator<CompiledRule> {
+  /** The rules worth evaluating for this event, in the bucket's order, into `into` (reused). */
+  candidates(view: EventView, prefilter: boolean, into: CompiledRule[]): CompiledRule[] {
+    into.length = 0;
     if (!prefilter) {
-      yield* this.rules;
-      return;
+      into.push(...this.rules);
+      return into;
     }
     const { generation } = view;
     const candidate = this.#candidate;
@@ -71,9 +72,11 @@ class Bucket {
         if (rules) for (const index of rules) candidate[index] = generation;
       }
     }
+    const always = this.#always;
     for (let i = 0; i < this.rules.length; i++) {
-      if (this.#always[i] || candidate[i] === generation) yield this.rules[i]!;
+      if (always[i] || candidate[i] === generation) into.push(this.rules[i]!);
     }
+    return into;
   }
 }
 
@@ -87,6 +90,8 @@ export class RuleEngine {
   readonly correlations: readonly CorrelationState[];
   readonly #routes = new Map<string, Bucket>();
   readonly #prefilter: boolean;
+  /** Reused for each bucket's candidates: evaluation allocates no list per event. */
+  readonly #scratch: CompiledRule[] = [];
   /** Correlations fed by each rule or correlation, by id and by name. */
   readonly #feeds = new Map<string, CorrelationState[]>();
   /** Referenced rules that alert only through their correlations (`generate: false`). */
@@ -130,7 +135,7 @@ export class RuleEngine {
     for (const key of routeKeys(event.category, event.product)) {
       const bucket = this.#routes.get(key);
       if (!bucket) continue;
-      for (const rule of bucket.candidates(view, this.#prefilter)) {
+      for (const rule of bucket.candidates(view, this.#prefilter, this.#scratch)) {
         if (!rule.match(view)) continue;
         if (!this.#silenced.has(rule.id)) alerts.push(alertFor(rule, event));
         if (this.#feeds.size > 0) this.#correlate(rule, [event.id], event, alerts, 0);

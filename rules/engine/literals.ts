@@ -205,29 +205,30 @@ function build(pending: Pending): FieldAutomaton {
 }
 
 function scan(automaton: FieldAutomaton, value: string, generation: number): void {
-  const { classOf, classes, delta, out, hasOut, needles, testsOf, stamp, held } = automaton;
+  const { classOf, classes, delta, out, hasOut, held } = automaton;
   const last = value.length - 1;
-  held.length = 0;
   let state = 0;
+  held.length = 0;
   // The empty needle (an `eq ''`) matches without a character.
-  for (const id of out[0]!) mark(id, -1);
+  for (const id of out[0]!) mark(automaton, id, -1, last, generation);
   for (let i = 0; i <= last; i++) {
     state = delta[state * classes + classOf[value.charCodeAt(i)]!]!;
     if (hasOut[state] === 1) {
       const found = out[state]!;
-      for (let k = 0; k < found.length; k++) mark(found[k]!, i);
+      for (let k = 0; k < found.length; k++) mark(automaton, found[k]!, i, last, generation);
     }
   }
+}
 
-  function mark(id: number, end: number): void {
-    const length = needles[id]!.length;
-    const start = end - length + 1;
-    for (const { test, kind } of testsOf[id]!) {
-      if (stamp[test] === generation) continue;
-      if (kind === 'contains' || (kind === 'prefix' && start === 0) || (kind === 'suffix' && end === last) || (kind === 'eq' && start === 0 && end === last)) {
-        stamp[test] = generation;
-        held.push(test);
-      }
+/** Needle `id` ends at `end` of a value whose last index is `last`: stamp the tests it satisfies. */
+function mark(automaton: FieldAutomaton, id: number, end: number, last: number, generation: number): void {
+  const { stamp, held } = automaton;
+  const start = end - automaton.needles[id]!.length + 1;
+  for (const { test, kind } of automaton.testsOf[id]!) {
+    if (stamp[test] === generation) continue;
+    if (kind === 'contains' || (kind === 'prefix' && start === 0) || (kind === 'suffix' && end === last) || (kind === 'eq' && start === 0 && end === last)) {
+      stamp[test] = generation;
+      held.push(test);
     }
   }
 }
