@@ -96,6 +96,7 @@ export class RuleEngine {
   readonly #feeds = new Map<string, CorrelationState[]>();
   /** Referenced rules that alert only through their correlations (`generate: false`). */
   readonly #silenced = new Set<string>();
+  readonly #fedBy = new Map<string, CorrelationState[]>();
 
   constructor(loaded: Pick<LoadResult, 'rules'> & Partial<Pick<LoadResult, 'correlations' | 'literals'>>, { prefilter = true }: EngineOptions = {}) {
     this.rules = loaded.rules;
@@ -146,10 +147,9 @@ export class RuleEngine {
 
   /** Feeds a match to the correlations that reference it; a firing one feeds its own referrers. */
   #correlate(source: RuleMeta, eventIds: string[], event: EngineEvent, alerts: Alert[], depth: number): void {
-    const keys = keysOf(source);
-    const states = new Set(keys.flatMap((k) => this.#feeds.get(k) ?? []));
-    if (states.size === 0 || depth > 8) return;
-    const hit: Hit = { ref: source.id, keys, eventIds, timeMs: Date.parse(event.time), fields: event.fields };
+    const states = this.#statesFed(source);
+    if (states.length === 0 || depth > 8) return;
+    const hit: Hit = { ref: source.id, keys: keysOf(source), eventIds, timeMs: Date.parse(event.time), fields: event.fields };
     if (Number.isNaN(hit.timeMs)) return;
     for (const state of states) {
       const fired = state.add(hit);
@@ -157,6 +157,16 @@ export class RuleEngine {
       if (!this.#silenced.has(state.rule.id)) alerts.push(alertFor(state.rule, event, fired));
       this.#correlate(state.rule, fired, event, alerts, depth + 1);
     }
+  }
+
+  /** The correlations a rule (or correlation) feeds, by its id and its name, computed once per rule. */
+  #statesFed(source: RuleMeta): CorrelationState[] {
+    let states = this.#fedBy.get(source.id);
+    if (!states) {
+      states = [...new Set(keysOf(source).flatMap((k) => this.#feeds.get(k) ?? []))];
+      this.#fedBy.set(source.id, states);
+    }
+    return states;
   }
 }
 

@@ -1,8 +1,8 @@
 // The engine's fast path. Most Sigma tests are a literal a field must equal, start with, end with or
-// contain. Instead of running each rule's tests one by one, every such literal of every rule is put
+// contain, case-insensitively. Instead of running each rule's tests one by one, every such literal of every rule is put
 // into one Aho–Corasick automaton per field; an event's field is scanned once, and each test becomes a
 // lookup. Tests are deduplicated across rules (hundreds of rules ask for `Image|endswith: /bash`).
-import type { EventView } from './view.ts';
+import { KEYWORD_FIELD, type EventView } from './view.ts';
 
 export type LiteralKind = 'eq' | 'prefix' | 'suffix' | 'contains';
 
@@ -10,8 +10,8 @@ interface FieldAutomaton {
   /** Character code → character class; class 0 is every character no needle contains. */
   classOf: Uint8Array | Uint16Array;
   classes: number;
-  /** The full transition function (a DFA): next state = delta[state * classes + class]. */
-  delta: Int32Array;
+  /** The full transition function (a DFA): next state = delta[state * classes + class]; 16-bit when it fits, for the cache. */
+  delta: Int32Array | Uint16Array;
   /** Per state: the needles that end here (through dictionary links too); empty for most. */
   out: number[][];
   hasOut: Uint8Array;
@@ -92,10 +92,18 @@ export class FieldSlot {
     const { generation } = view;
     if (this.#scanned === generation) return;
     this.#scanned = generation;
-    const value = view.scanText(this.field);
+    const automaton = this.automaton!;
+    automaton.held.length = 0;
+    if (this.field === KEYWORD_FIELD) {
+      // Keywords: each value scanned from the start state, which no needle spans across.
+      const values = view.allText();
+      this.#present = values.length > 0;
+      for (const value of values) scan(automaton, value, generation);
+      return;
+    }
+    const value = view.text(this.field);
     this.#present = value !== undefined;
-    if (value !== undefined) scan(this.automaton!, value, generation);
-    else this.automaton!.held.length = 0;
+    if (value !== undefined) scan(automaton, value, generation);
   }
 }
 
@@ -162,6 +170,12 @@ function build(pending: Pending): FieldAutomaton {
   const classes = classIds.size + 1;
   const classOf = classes <= 256 ? new Uint8Array(65_536) : new Uint16Array(65_536);
   for (const [c, id] of classIds) classOf[c] = id;
+  // Case folding happens here, not on the text: an upper-case letter falls in its lower case's class,
+  // so values are scanned as they are, with no lowered copy made per event.
+  for (const [c, id] of classIds) {
+    const upper = String.fromCharCode(c).toUpperCase();
+    if (upper.length === 1 && upper.charCodeAt(0) !== c && upper.toLowerCase() === String.fromCharCode(c)) classOf[upper.charCodeAt(0)] = id;
+  }
 
   const goto: Array<Map<number, number>> = [new Map()];
   const out: number[][] = [[]];
@@ -183,7 +197,7 @@ function build(pending: Pending): FieldAutomaton {
   // Breadth first, so a state's failure state is complete before the state: the DFA row of a state
   // is its own edges over its failure state's row.
   const fail = new Int32Array(goto.length);
-  const delta = new Int32Array(goto.length * classes);
+  const delta = goto.length <= 65_536 ? new Uint16Array(goto.length * classes) : new Int32Array(goto.length * classes);
   for (const [k, next] of goto[0]!) delta[k] = next;
   const queue = [...goto[0]!.values()];
   for (let head = 0; head < queue.length; head++) {
@@ -205,10 +219,9 @@ function build(pending: Pending): FieldAutomaton {
 }
 
 function scan(automaton: FieldAutomaton, value: string, generation: number): void {
-  const { classOf, classes, delta, out, hasOut, held } = automaton;
+  const { classOf, classes, delta, out, hasOut } = automaton;
   const last = value.length - 1;
   let state = 0;
-  held.length = 0;
   // The empty needle (an `eq ''`) matches without a character.
   for (const id of out[0]!) mark(automaton, id, -1, last, generation);
   for (let i = 0; i <= last; i++) {

@@ -141,7 +141,7 @@ function compileValue(field: string | undefined, modifiers: string[], value: str
   if (field === undefined && !has('contains') && !has('startswith') && !has('endswith')) patterns = patterns.map((p) => wrap(p, true, true));
   const caseSensitive = has('cased');
   // Simple literal tests go into the literal index; the rest are tested one by one. A keyword is a
-  // `contains` over every field, which is a `contains` over all values joined by NUL (if it has no NUL).
+  // `contains` over every field's value, which the index scans one after another.
   const index = caseSensitive ? undefined : context.literals;
   const target = field ?? KEYWORD_FIELD;
   let slot: FieldSlot | undefined;
@@ -150,7 +150,7 @@ function compileValue(field: string | undefined, modifiers: string[], value: str
     const rest: Pattern[] = [];
     for (const pattern of patterns) {
       const literal = simpleLiteral(pattern);
-      const indexable = literal && (field !== undefined || (literal.kind === 'contains' && !literal.needle.includes('\u0000')));
+      const indexable = literal && (field !== undefined || literal.kind === 'contains') && foldsSimply(literal.needle);
       if (!indexable) {
         rest.push(pattern);
         continue;
@@ -169,12 +169,26 @@ function compileValue(field: string | undefined, modifiers: string[], value: str
     const test = compilePattern(pattern, caseSensitive);
     const longest = pattern.parts.filter((p): p is string => typeof p === 'string').sort((a, b) => b.length - a.length)[0];
     const plain = directMatcher(field, caseSensitive, test);
-    if (!index || longest === undefined || longest.length < 3 || (field === undefined && longest.includes('\u0000'))) return plain;
+    if (!index || longest === undefined || longest.length < 3 || !foldsSimply(longest)) return plain;
     const guard = index.register(target, 'contains', longest.toLowerCase());
     return every([indexedMatcher(guard.slot, [guard.test]), plain]);
   });
   const direct = some(guarded);
   return indexed ? some([indexed, direct]) : direct;
+}
+
+/**
+ * The index folds case one character at a time; a needle whose lower case is not that (a character
+ * whose case mapping changes the length, like U+0130) is tested the slow way instead.
+ */
+function foldsSimply(needle: string): boolean {
+  const lower = needle.toLowerCase();
+  if (lower.length !== needle.length) return false;
+  for (let i = 0; i < lower.length; i++) {
+    const c = lower[i]!;
+    if (c.toUpperCase().length !== 1 || c.toUpperCase().toLowerCase() !== c) return false;
+  }
+  return true;
 }
 
 function indexedMatcher(slot: FieldSlot, ids: number[]): Matcher {

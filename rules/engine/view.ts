@@ -10,7 +10,7 @@ export interface RuleEvent {
   fields: Readonly<Record<string, unknown>>;
 }
 
-/** The pseudo-field keyword searches scan: every field's lowered value, joined by NUL. */
+/** The pseudo-field keyword searches scan: every field's value, one after another. */
 export const KEYWORD_FIELD = '\u0000keywords';
 
 export class EventView {
@@ -19,15 +19,10 @@ export class EventView {
   /** Unique to this event's evaluation: literal tests stamped with it held for this event. */
   readonly generation = nextGeneration();
   #allLower: string[] | undefined;
-  #joined: string | undefined;
+  #allText: string[] | undefined;
 
   constructor(event: RuleEvent) {
     this.event = event;
-  }
-
-  /** The lowered text a literal index scans for a field (for keywords: every value, joined by NUL). */
-  scanText(field: string): string | undefined {
-    return field === KEYWORD_FIELD ? (this.#joined ??= this.allLower().join('\u0000')) : this.lower(field);
   }
 
   /** Whether the field is present and not null (Sigma's `exists` and `null`). */
@@ -56,9 +51,10 @@ export class EventView {
     return this.#allLower;
   }
 
-  /** Every field's value as text (case-sensitive keyword search). */
+  /** Every field's value as text (keyword search). */
   allText(): string[] {
-    return Object.keys(this.event.fields).map((field) => this.text(field)).filter((v): v is string => v !== undefined);
+    this.#allText ??= Object.keys(this.event.fields).map((field) => this.text(field)).filter((v): v is string => v !== undefined);
+    return this.#allText;
   }
 }
 
