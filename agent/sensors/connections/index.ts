@@ -5,6 +5,7 @@ import type { NetworkConnection } from '../../../collector/protocol/index.ts';
 import type { ProcEntry, ProcessTable } from '../processes/index.ts';
 import type { RemoteAccessCatalog, RemoteTool } from '../sessions/catalog.ts';
 import type { Emit, Sensor, SensorHealth, SocketEntry } from '../types.ts';
+import { periodic } from '../periodic.ts';
 import { SocketReader } from './sockets.ts';
 
 export interface ProcessRef {
@@ -65,7 +66,6 @@ export function createConnectionSensor({
   const privileged = process.getuid?.() === 0;
   let view: ConnectionsView = { atMs: 0, services: [], connections: [] };
   let emit: Emit | undefined;
-  let timer: NodeJS.Timeout | undefined;
   let emitted = 0;
   let unowned = 0;
   let pollErrors = 0;
@@ -171,20 +171,11 @@ export function createConnectionSensor({
     return view;
   }
 
-  function tick(): void {
-    try {
-      poll();
-    } catch (error) {
-      pollErrors++;
-      lastError = (error as Error).message;
-      logger.error({ err: error }, 'connection poll failed');
-    } finally {
-      if (emit) {
-        timer = setTimeout(tick, pollIntervalMs);
-        timer.unref();
-      }
-    }
-  }
+  const timer = periodic(poll, pollIntervalMs, (error) => {
+    pollErrors++;
+    lastError = (error as Error).message;
+    logger.error({ err: error }, 'connection poll failed');
+  });
 
   return {
     name: 'connections',
@@ -196,11 +187,10 @@ export function createConnectionSensor({
     },
     async start(target) {
       emit = target;
-      tick();
+      timer.start(0);
     },
     async stop() {
-      if (timer) clearTimeout(timer);
-      timer = undefined;
+      timer.stop();
       emit = undefined;
     },
     health(): SensorHealth {

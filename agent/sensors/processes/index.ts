@@ -4,6 +4,7 @@ import type { Logger } from '../../log/index.ts';
 import type { ProcessCreation, ProcessTermination } from '../../../collector/protocol/index.ts';
 import type { Emit, Sensor, SensorHealth } from '../types.ts';
 import { ProcessTable, type ProcEntry, type ProcessTableOptions, type ScanResult } from './table.ts';
+import { periodic } from '../periodic.ts';
 import { processGuid } from './guid.ts';
 
 export { ProcessTable, type ProcEntry, type ScanResult } from './table.ts';
@@ -43,7 +44,6 @@ export function createProcessSensor({
   const privileged = process.getuid?.() === 0;
   let attribute: Attribute = () => undefined;
   let emit: Emit | undefined;
-  let timer: NodeJS.Timeout | undefined;
   let scanErrors = 0;
   let listenerErrors = 0;
   let lastError: string | undefined;
@@ -90,21 +90,12 @@ export function createProcessSensor({
     }
   }
 
-  function tick(): void {
-    try {
-      scanOnce();
-    } catch (error) {
-      // Emitting failed downstream: counted and shown in health; the next scan still runs.
-      scanErrors++;
-      lastError = (error as Error).message;
-      logger.error({ err: error }, 'process scan failed');
-    } finally {
-      if (emit) {
-        timer = setTimeout(tick, scanIntervalMs);
-        timer.unref();
-      }
-    }
-  }
+  const timer = periodic(scanOnce, scanIntervalMs, (error) => {
+    // Emitting failed downstream: counted and shown in health; the next scan still runs.
+    scanErrors++;
+    lastError = (error as Error).message;
+    logger.error({ err: error }, 'process scan failed');
+  });
 
   return {
     name: 'processes',
@@ -125,12 +116,10 @@ export function createProcessSensor({
       if (!privileged) {
         logger.warn({ uid: process.getuid?.() }, 'not running as root: executable paths, working directories and environments of other users\' processes cannot be read');
       }
-      timer = setTimeout(tick, scanIntervalMs);
-      timer.unref();
+      timer.start();
     },
     async stop() {
-      if (timer) clearTimeout(timer);
-      timer = undefined;
+      timer.stop();
       emit = undefined;
     },
     health(): SensorHealth {

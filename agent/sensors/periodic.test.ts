@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest';
+import { periodic } from './periodic.ts';
+
+describe('periodic', () => {
+  it('keeps running after a step throws, reports each error, and stops when told', async () => {
+    const errors: unknown[] = [];
+    let runs = 0;
+    let done: () => void = () => {};
+    const third = new Promise<void>((resolve) => (done = resolve));
+    const timer = periodic(() => {
+      runs++;
+      if (runs === 3) done();
+      if (runs % 2 === 1) throw new Error(`run ${runs}`);
+    }, 5, (error) => errors.push(error));
+    timer.start(0);
+    await third;
+    timer.stop();
+    const after = runs;
+    // A stopped timer schedules nothing more: wait for a later timer to be sure.
+    await new Promise<void>((resolve) => setTimeout(resolve, 30));
+    expect(runs).toBe(after);
+    expect(errors.map((e) => (e as Error).message)).toEqual(['run 1', 'run 3']);
+  });
+});
