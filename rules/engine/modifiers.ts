@@ -13,6 +13,8 @@ import { KEYWORD_FIELD, type EventView } from './view.ts';
 export interface Need {
   slot: FieldSlot;
   test: number;
+  /** How often it may hold, as the prefilter guesses: shorter needles hold more often. */
+  weight: number;
 }
 
 /**
@@ -146,6 +148,7 @@ function compileValue(field: string | undefined, modifiers: string[], value: str
   const target = field ?? KEYWORD_FIELD;
   let slot: FieldSlot | undefined;
   const ids: number[] = [];
+  const weights: number[] = [];
   if (index) {
     const rest: Pattern[] = [];
     for (const pattern of patterns) {
@@ -158,10 +161,11 @@ function compileValue(field: string | undefined, modifiers: string[], value: str
       const registered = index.register(target, literal.kind, literal.needle.toLowerCase());
       slot = registered.slot;
       ids.push(registered.test);
+      weights.push(needWeight(literal.needle, literal.kind));
     }
     patterns = rest;
   }
-  const indexed: Matcher | undefined = slot === undefined ? undefined : indexedMatcher(slot, ids);
+  const indexed: Matcher | undefined = slot === undefined ? undefined : indexedMatcher(slot, ids, weights);
   if (indexed && patterns.length === 0) return indexed;
   // A wildcard pattern still has literal runs, one of which must occur: its longest run, as a
   // `contains` in the index, guards it, so most events never run the pattern itself.
@@ -171,7 +175,7 @@ function compileValue(field: string | undefined, modifiers: string[], value: str
     const plain = directMatcher(field, caseSensitive, test);
     if (!index || longest === undefined || longest.length < 3 || !foldsSimply(longest)) return plain;
     const guard = index.register(target, 'contains', longest.toLowerCase());
-    return every([indexedMatcher(guard.slot, [guard.test]), plain]);
+    return every([indexedMatcher(guard.slot, [guard.test], [needWeight(longest, 'contains')]), plain]);
   });
   const direct = some(guarded);
   return indexed ? some([indexed, direct]) : direct;
@@ -191,8 +195,13 @@ function foldsSimply(needle: string): boolean {
   return true;
 }
 
-function indexedMatcher(slot: FieldSlot, ids: number[]): Matcher {
-  const needs = ids.map((test) => ({ slot, test }));
+/** A guess at how often a literal test holds: an exact value less often than a fragment, long less than short. */
+function needWeight(needle: string, kind: 'eq' | 'prefix' | 'suffix' | 'contains'): number {
+  return (kind === 'eq' ? 0.5 : 1) / Math.max(1, needle.length);
+}
+
+function indexedMatcher(slot: FieldSlot, ids: number[], weights: number[]): Matcher {
+  const needs = ids.map((test, i) => ({ slot, test, weight: weights[i]! }));
   if (ids.length === 1) {
     const id = ids[0]!;
     return withNeeds((view) => slot.holds(view, id), needs);
@@ -376,11 +385,17 @@ function fieldrefMatcher(field: string | undefined, modifiers: string[], value: 
 export function every(matchers: Matcher[]): Matcher {
   if (matchers.length === 1) return matchers[0]!;
   let needs: readonly Need[] | undefined;
-  for (const m of matchers) if (m.needs && (!needs || m.needs.length < needs.length)) needs = m.needs;
+  for (const m of matchers) if (m.needs && (!needs || weightOf(m.needs) < weightOf(needs))) needs = m.needs;
   return withNeeds((view) => {
     for (const m of matchers) if (!m(view)) return false;
     return true;
   }, needs);
+}
+
+function weightOf(needs: readonly Need[]): number {
+  let sum = 0;
+  for (const need of needs) sum += need.weight;
+  return sum;
 }
 
 /** One must match; the needs are the union of the children's, if every child has some. */
