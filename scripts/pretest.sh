@@ -4,13 +4,14 @@
 set -euo pipefail
 
 # Debian packages the test suite needs; later issues add theirs here (postgresql, chromium, iptables, …).
-PACKAGES="openssh-server openssh-client"
+PACKAGES="openssh-server openssh-client tigervnc-standalone-server"
 
 # The file a package must have put in place, where dpkg's word alone is not enough; empty = trust dpkg.
 probe_file() {
   case "$1" in
     openssh-server) echo /usr/sbin/sshd ;;
     openssh-client) echo /usr/bin/ssh ;;
+    tigervnc-standalone-server) echo /usr/bin/Xtigervnc ;;
     *) echo "" ;;
   esac
 }
@@ -19,6 +20,7 @@ probe_file() {
 tests_needing() {
   case "$1" in
     openssh-server | openssh-client) echo "SSH integration tests (test/helpers/sshd.ts)" ;;
+    tigervnc-standalone-server) echo "the VNC session test (test/vnc-session.test.ts)" ;;
     *) echo "tests that need $1" ;;
   esac
 }
