@@ -8,10 +8,13 @@ export type LiteralKind = 'eq' | 'prefix' | 'suffix' | 'contains';
 
 interface FieldAutomaton {
   /** Character code → character class; class 0 is every character no needle contains. */
-  classOf: Uint8Array | Uint16Array;
+  classOf: Uint16Array;
   classes: number;
-  /** The full transition function (a DFA): next state = delta[state * classes + class]; 16-bit when it fits, for the cache. */
-  delta: Int32Array | Uint16Array;
+  /**
+   * The full transition function (a DFA): next state = delta[state * classes + class]. One array type
+   * for every automaton, so the scan loop stays monomorphic (a mix of typed-array kinds made it ~10× slower).
+   */
+  delta: Int32Array;
   /** Per state: the needles that end here (through dictionary links too); empty for most. */
   out: number[][];
   hasOut: Uint8Array;
@@ -149,6 +152,11 @@ export class LiteralIndex {
     for (const slot of this.#slots.values()) slot.reset();
   }
 
+  /** Every field's slot (benchmarks time the scans one by one). */
+  slots(): FieldSlot[] {
+    return [...this.#slots.values()];
+  }
+
   /** Size of each field's automaton, for benchmarks and health. */
   stats(): Array<{ field: string; needles: number; states: number; classes: number; tests: number }> {
     return [...this.#slots.values()].filter((slot) => slot.automaton).map(({ field, automaton: a }) => ({
@@ -168,7 +176,7 @@ function build(pending: Pending): FieldAutomaton {
     }
   }
   const classes = classIds.size + 1;
-  const classOf = classes <= 256 ? new Uint8Array(65_536) : new Uint16Array(65_536);
+  const classOf = new Uint16Array(65_536);
   for (const [c, id] of classIds) classOf[c] = id;
   // Case folding happens here, not on the text: an upper-case letter falls in its lower case's class,
   // so values are scanned as they are, with no lowered copy made per event.
@@ -197,7 +205,7 @@ function build(pending: Pending): FieldAutomaton {
   // Breadth first, so a state's failure state is complete before the state: the DFA row of a state
   // is its own edges over its failure state's row.
   const fail = new Int32Array(goto.length);
-  const delta = goto.length <= 65_536 ? new Uint16Array(goto.length * classes) : new Int32Array(goto.length * classes);
+  const delta = new Int32Array(goto.length * classes);
   for (const [k, next] of goto[0]!) delta[k] = next;
   const queue = [...goto[0]!.values()];
   for (let head = 0; head < queue.length; head++) {
