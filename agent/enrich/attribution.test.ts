@@ -15,7 +15,7 @@ function emptyTable(): ProcessTable {
 }
 
 function orphan(fields: Partial<ProcEntry>): ProcEntry {
-  return { pid: 500, ppid: 1, startTicks: 1, startTimeMs: 1, name: 'x', image: '/x', commandLine: 'x', kernelThread: false, readAtMs: 0, generation: 0, ...fields };
+  return { pid: 500, ppid: 1, startTicks: 1, startTimeMs: 1, name: 'x', image: '/x', commandLine: 'x', kernelThread: false, readAtMs: 0, firstGeneration: 0, generation: 0, ...fields };
 }
 
 const ssh: RemoteSessionRecord = { id: 'ssh-1', protocol: 'ssh', tool: 'sshd', user: 'vendor1', uid: 1001, sourceIp: '10.1.2.3', sourcePort: 40000, auditSessionId: 7, leaderPid: 100, leaderStartMs: 5, startTimeMs: 5 };

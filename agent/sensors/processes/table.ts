@@ -17,8 +17,9 @@ export const ATTRIBUTION_ENV_KEYS: ReadonlySet<string> = new Set([
 export interface ProcEntry extends ProcessInfo {
   startTicks: number;
   kernelThread: boolean;
-  /** When a scan first read this process (ms since the epoch). */
+  /** When a scan first read this process (ms since the epoch), and which scan it was. */
   readAtMs: number;
+  firstGeneration: number;
   /** The scan that last listed this pid. */
   generation: number;
   /** Set by attribution: the remote session this process belongs to, or null when none. */
@@ -39,6 +40,8 @@ export interface ScanResult {
 
 /** How long after it is first read a process is checked again, every scan, for an exec or a new title. */
 export const YOUNG_WINDOW_MS = 300;
+/** The fewest scans a young process is re-checked in, however slowly the scans come. */
+export const YOUNG_SCANS = 3;
 /** Older processes re-checked per scan, in rotation: the whole table every (size / this) scans. */
 export const ROTATING_RECHECKS = 4;
 
@@ -180,7 +183,9 @@ export class ProcessTable {
     const execed: ProcEntry[] = [];
     const retitled: ProcEntry[] = [];
     let keepFrom = 0;
-    while (keepFrom < this.#young.length && nowMs - this.#young[keepFrom]!.readAtMs > YOUNG_WINDOW_MS) keepFrom++;
+    // Young for YOUNG_WINDOW_MS and for at least YOUNG_SCANS scans: on a loaded host scans come late.
+    while (keepFrom < this.#young.length && nowMs - this.#young[keepFrom]!.readAtMs > YOUNG_WINDOW_MS
+      && this.#generation - this.#young[keepFrom]!.firstGeneration >= YOUNG_SCANS) keepFrom++;
     this.#young = this.#young.slice(keepFrom);
     if (this.#rotationAt >= this.#rotation.length) {
       this.#rotation = [...this.#entries.values()];
@@ -261,6 +266,7 @@ export class ProcessTable {
       commandLine: '',
       kernelThread: stat.kernelThread,
       readAtMs: nowMs,
+      firstGeneration: generation,
       generation,
     };
     if (stat.kernelThread) return entry;

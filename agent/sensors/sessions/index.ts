@@ -13,6 +13,9 @@ import { SessionRegistry, sessionId, type RemoteSessionRecord } from './registry
 
 export { SessionRegistry, type RemoteSessionRecord } from './registry.ts';
 
+/** How long a session process may keep its monitor's title before it is no longer watched. */
+const TITLE_WATCH_MS = 30_000;
+
 /** How long an SSH login may stay without a channel before it is announced as a tunnel-only session. */
 const SSH_CHANNEL_GRACE_MS = 1_000;
 
@@ -39,6 +42,8 @@ export function createSessionSensor({
   const registry = new SessionRegistry();
   const announced = new Set<string>();
   const misses = new Map<string, number>();
+  /** sshd session processes still carrying their monitor's title, re-read each scan (bounded by time). */
+  const watchedTitles = new Map<ProcEntry, number>();
   /** Whether the socket still exists at all (not just as a recognised remote connection). */
   const socketStillOpen = (inode: number) => connections.reader.read().some((s) => s.inode === inode && s.state === 'ESTABLISHED');
   const counters = { started: 0, ended: 0, utmpMalformed: 0, utmpReadErrors: 0, forgedTitles: 0 };
@@ -155,6 +160,8 @@ export function createSessionSensor({
     // Anyone can title a process `sshd: root@pts/0`; only sshd's root-owned monitor can be its parent.
     const parent = table.get(entry.ppid);
     const underMonitor = parent !== undefined && parent.uid === 0 && parseSshdTitle(parent.commandLine)?.role === 'priv';
+    // A child of the monitor still showing the monitor's title has not set its own yet: watch it.
+    if (underMonitor && title?.role === 'priv' && !watchedTitles.has(entry)) watchedTitles.set(entry, Date.now());
     if (title?.role !== 'session') return;
     if (!underMonitor) {
       counters.forgedTitles++;
@@ -176,6 +183,16 @@ export function createSessionSensor({
       }
     }
     const now = Date.now();
+    for (const [entry, since] of watchedTitles) {
+      if (table.get(entry.pid) !== entry || now - since > TITLE_WATCH_MS) {
+        watchedTitles.delete(entry);
+        continue;
+      }
+      if (table.refreshTitle(entry) && parseSshdTitle(entry.commandLine)?.role !== 'priv') {
+        watchedTitles.delete(entry);
+        considerSshd(entry, table);
+      }
+    }
     settlePending(table, now);
     for (const entry of result.exited) {
       const record = registry.byLeader(entry.pid, entry.startTimeMs);
