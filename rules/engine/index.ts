@@ -97,6 +97,7 @@ export class RuleEngine {
   /** Referenced rules that alert only through their correlations (`generate: false`). */
   readonly #silenced = new Set<string>();
   readonly #fedBy = new Map<string, CorrelationState[]>();
+  readonly #plans = new Map<string, Map<string, Bucket[]>>();
 
   constructor(loaded: Pick<LoadResult, 'rules'> & Partial<Pick<LoadResult, 'correlations' | 'literals'>>, { prefilter = true }: EngineOptions = {}) {
     this.rules = loaded.rules;
@@ -133,9 +134,7 @@ export class RuleEngine {
   evaluate(event: EngineEvent): Alert[] {
     const alerts: Alert[] = [];
     const view = new EventView(event);
-    for (const key of routeKeys(event.category, event.product)) {
-      const bucket = this.#routes.get(key);
-      if (!bucket) continue;
+    for (const bucket of this.#plan(event.category, event.product)) {
       for (const rule of bucket.candidates(view, this.#prefilter, this.#scratch)) {
         if (!rule.match(view)) continue;
         if (!this.#silenced.has(rule.id)) alerts.push(alertFor(rule, event));
@@ -143,6 +142,20 @@ export class RuleEngine {
       }
     }
     return alerts;
+  }
+
+  /** The buckets an event of this category and product meets, found once per pair and kept. */
+  #plan(category: string, product: string): Bucket[] {
+    let byProduct = this.#plans.get(category);
+    if (!byProduct) this.#plans.set(category, (byProduct = new Map()));
+    let plan = byProduct.get(product);
+    if (!plan) {
+      plan = routeKeys(category, product).map((key) => this.#routes.get(key)).filter((b): b is Bucket => b !== undefined);
+      // Bounded: an attacker-chosen category names one more plan, but plans are only made for routes
+      // that exist, and there are few; past the cap, plans are computed each time instead of kept.
+      if (byProduct.size < 64 && this.#plans.size < 256) byProduct.set(product, plan);
+    }
+    return plan;
   }
 
   /** Feeds a match to the correlations that reference it; a firing one feeds its own referrers. */
@@ -197,7 +210,10 @@ export function alertFor(rule: RuleMeta, event: EngineEvent, eventIds: string[] 
   return alert;
 }
 
-/** Derived from the rule and the events, so the same match gives the same id (dedup downstream). */
+/**
+ * Derived from the rule and the events, so the same match gives the same id (dedup downstream). A
+ * cryptographic hash, because two alerts sharing an id would be one alert to the collector.
+ */
 function alertId(ruleId: string, eventIds: string[]): string {
   const hex = createHash('sha256').update(`${ruleId}\0${eventIds.join('\0')}`).digest('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${((Number.parseInt(hex.slice(16, 18), 16) & 0x3f) | 0x80).toString(16)}${hex.slice(18, 20)}-${hex.slice(20, 32)}`;

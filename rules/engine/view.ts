@@ -15,7 +15,8 @@ export const KEYWORD_FIELD = '\u0000keywords';
 
 export class EventView {
   readonly event: RuleEvent;
-  readonly #lower = new Map<string, string | undefined>();
+  /** Made on first use: most events are judged from the literal index alone. */
+  #lower: Map<string, string | undefined> | undefined;
   /** Unique to this event's evaluation: literal tests stamped with it held for this event. */
   readonly generation = nextGeneration();
   #allLower: string[] | undefined;
@@ -37,6 +38,7 @@ export class EventView {
   }
 
   lower(field: string): string | undefined {
+    this.#lower ??= new Map();
     let value = this.#lower.get(field);
     if (value === undefined && !this.#lower.has(field)) {
       value = this.text(field)?.toLowerCase();
