@@ -29,18 +29,18 @@ export interface EngineEvent extends RuleEvent {
 }
 
 /**
- * Rules are routed by (category, product): an event meets only the rules whose logsource can match
- * it. A rule that names a `service` matches only events of that service; ours carry none.
- */
-/**
  * The rules of one route, with the prefilter: a rule whose matcher has needs (literal tests one of
  * which must hold) is evaluated only when the field scan says one does; the others always are.
  */
 class Bucket {
   readonly rules: CompiledRule[] = [];
   #always: boolean[] = [];
-  /** slot → test → the rules that need it. */
+  /** slot → test → the rules that need it, while rules are added. */
   #needers = new Map<FieldSlot, Map<number, number[]>>();
+  /** The same as dense arrays, built once the bucket is used: slots, and per slot, per test, rules. */
+  #slots: FieldSlot[] = [];
+  #rulesByTest: Array<Array<number[] | undefined>> = [];
+  #dirty = true;
   #candidate = new Int32Array(0);
 
   add(rule: CompiledRule): void {
@@ -54,7 +54,7 @@ class Bucket {
       if (!list) byTest.set(test, (list = []));
       if (list.at(-1) !== index) list.push(index);
     }
-    this.#candidate = new Int32Array(this.rules.length).fill(-1);
+    this.#dirty = true;
   }
 
   /** The rules worth evaluating for this event, in the bucket's order, into `into` (reused). */
@@ -64,12 +64,16 @@ class Bucket {
       into.push(...this.rules);
       return into;
     }
+    if (this.#dirty) this.#build();
     const { generation } = view;
     const candidate = this.#candidate;
-    for (const [slot, byTest] of this.#needers) {
-      for (const test of slot.heldTests(view)) {
-        const rules = byTest.get(test);
-        if (rules) for (const index of rules) candidate[index] = generation;
+    const slots = this.#slots;
+    for (let s = 0; s < slots.length; s++) {
+      const { tests, count } = slots[s]!.heldTests(view);
+      const byTest = this.#rulesByTest[s]!;
+      for (let t = 0; t < count; t++) {
+        const rules = byTest[tests[t]!];
+        if (rules) for (let r = 0; r < rules.length; r++) candidate[rules[r]!] = generation;
       }
     }
     const always = this.#always;
@@ -78,6 +82,17 @@ class Bucket {
     }
     return into;
   }
+
+  #build(): void {
+    this.#slots = [...this.#needers.keys()];
+    this.#rulesByTest = this.#slots.map((slot) => {
+      const dense: Array<number[] | undefined> = [];
+      for (const [test, rules] of this.#needers.get(slot)!) dense[test] = rules;
+      return dense;
+    });
+    this.#candidate = new Int32Array(this.rules.length).fill(-1);
+    this.#dirty = false;
+  }
 }
 
 export interface EngineOptions {
@@ -85,6 +100,10 @@ export interface EngineOptions {
   prefilter?: boolean;
 }
 
+/**
+ * Rules are routed by (category, product): an event meets only the rules whose logsource can match
+ * it. A rule that names a `service` matches only events of that service; ours carry none.
+ */
 export class RuleEngine {
   readonly rules: readonly CompiledRule[];
   readonly correlations: readonly CorrelationState[];

@@ -23,8 +23,9 @@ interface FieldAutomaton {
   testsOf: Array<Array<{ test: number; kind: LiteralKind }>>;
   /** Per test: the event generation in which it last held. */
   stamp: Int32Array;
-  /** The tests that held in the last scan. */
-  held: number[];
+  /** The tests that held in the last scan, the first `heldCount` of them (no array is resized per event). */
+  held: Int32Array;
+  heldCount: number;
 }
 
 interface Pending {
@@ -54,8 +55,6 @@ export function nextGeneration(): number {
  * One field's tests in one index. Matchers hold their slot directly, so a test costs no lookup: the
  * slot scans the event's value once per event and then answers each test from its stamps.
  */
-const NONE: readonly number[] = [];
-
 export class FieldSlot {
   readonly field: string;
   automaton: FieldAutomaton | undefined;
@@ -81,9 +80,10 @@ export class FieldSlot {
   }
 
   /** The tests that hold for this event (scanning the field if not yet done). */
-  heldTests(view: EventView): readonly number[] {
+  heldTests(view: EventView): { tests: Int32Array; count: number } {
     this.#scan(view);
-    return this.#present ? this.automaton!.held : NONE;
+    const automaton = this.automaton!;
+    return { tests: automaton.held, count: this.#present ? automaton.heldCount : 0 };
   }
 
   reset(): void {
@@ -96,7 +96,7 @@ export class FieldSlot {
     if (this.#scanned === generation) return;
     this.#scanned = generation;
     const automaton = this.automaton!;
-    automaton.held.length = 0;
+    automaton.heldCount = 0;
     if (this.field === KEYWORD_FIELD) {
       // Keywords: each value scanned from the start state, which no needle spans across.
       const values = view.allText();
@@ -223,7 +223,7 @@ function build(pending: Pending): FieldAutomaton {
   for (let state = 0; state < goto.length; state++) hasOut[state] = out[state]!.length > 0 ? 1 : 0;
   let tests = 0;
   for (const list of pending.testsOf) tests += list.length;
-  return { classOf, classes, delta, out, hasOut, needles, testsOf: pending.testsOf, stamp: new Int32Array(tests).fill(-1), held: [] };
+  return { classOf, classes, delta, out, hasOut, needles, testsOf: pending.testsOf, stamp: new Int32Array(tests).fill(-1), held: new Int32Array(tests), heldCount: 0 };
 }
 
 function scan(automaton: FieldAutomaton, value: string, generation: number): void {
@@ -249,7 +249,7 @@ function mark(automaton: FieldAutomaton, id: number, end: number, last: number, 
     if (stamp[test] === generation) continue;
     if (kind === 'contains' || (kind === 'prefix' && start === 0) || (kind === 'suffix' && end === last) || (kind === 'eq' && start === 0 && end === last)) {
       stamp[test] = generation;
-      held.push(test);
+      held[automaton.heldCount++] = test;
     }
   }
 }
