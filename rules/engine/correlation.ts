@@ -145,9 +145,14 @@ export class CorrelationState {
     let fired = false;
     switch (rule.type) {
       case 'event_count': {
-        group.times.push(hit.timeMs);
-        group.times = group.times.filter((t) => t > from);
-        if (group.times.length > rule.threshold + 1) group.times.splice(0, group.times.length - rule.threshold - 1);
+        // In place, without a new array per hit: keep the times inside the window (in any order they
+        // came), then only as many as the condition needs.
+        const { times } = group;
+        times.push(hit.timeMs);
+        let kept = 0;
+        for (let i = 0; i < times.length; i++) if (times[i]! > from) times[kept++] = times[i]!;
+        times.length = kept;
+        if (kept > rule.threshold + 1) times.splice(0, kept - rule.threshold - 1);
         fired = compare(group.times.length, rule.operator, rule.threshold);
         break;
       }

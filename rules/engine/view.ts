@@ -55,8 +55,15 @@ export class EventView {
 
   /** Every field's value as text (keyword search). */
   allText(): string[] {
-    this.#allText ??= Object.keys(this.event.fields).map((field) => this.text(field)).filter((v): v is string => v !== undefined);
-    return this.#allText;
+    if (this.#allText) return this.#allText;
+    const texts: string[] = [];
+    const { fields } = this.event;
+    for (const field in fields) {
+      const text = asText(fields[field]);
+      if (text !== undefined) texts.push(text);
+    }
+    this.#allText = texts;
+    return texts;
   }
 }
 
