@@ -212,10 +212,12 @@ const SUMMARY_FIELDS = ['User', 'SourceIp', 'Image', 'CommandLine', 'Device'];
 const MAX_SUMMARY_CHARS = 512;
 
 export function alertFor(rule: RuleMeta, event: EngineEvent, eventIds: string[] = [event.id]): Alert {
-  const details = SUMMARY_FIELDS.map((f) => [f, event.fields[f]] as const)
-    .filter(([, v]) => v !== undefined && v !== null && v !== '')
-    .map(([f, v]) => `${f}=${String(v)}`)
-    .join(' ');
+  let details = '';
+  for (const field of SUMMARY_FIELDS) {
+    const value = event.fields[field];
+    if (value === undefined || value === null || value === '') continue;
+    details += `${details ? ' ' : ''}${field}=${String(value)}`;
+  }
   const alert: Alert = {
     id: alertId(rule.id, eventIds),
     time: event.time,

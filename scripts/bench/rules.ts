@@ -11,7 +11,7 @@ const { values } = parseArgs({
   options: {
     events: { type: 'string', default: '100000' },
     corpus: { type: 'string', default: new URL('../../../shared/corpus/sigma/rules', import.meta.url).pathname },
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '7' },
   },
 });
 const EVENTS = Number(values.events);
