@@ -57,6 +57,7 @@ describe('omwatch-agent snapshot', () => {
     expect(processes.reason).toMatch(/not root/);
     expect(processes.counters['permissionDenied']).toBeGreaterThan(0);
     expect(snapshot.sensors.find((s) => s.name === 'connections')?.reason).toMatch(/not root/);
+    expect(snapshot.sensors.find((s) => s.name === 'sessions')).toMatchObject({ state: 'degraded', reason: expect.stringMatching(/not root/) });
   });
 });
 

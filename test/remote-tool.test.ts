@@ -77,4 +77,17 @@ describe('remote-access tools by process name and port', () => {
     const end = await log.waitFor((o) => o.category === 'remote_session' && fieldsOf(o)['Action'] === 'end' && fieldsOf(o)['SessionId'] === session.SessionId, 5_000, 'anydesk session end');
     expect(fieldsOf(end)['DurationSeconds']).toBeGreaterThanOrEqual(0);
   });
+
+  it('ignores a process that merely titles itself like an SSH session', async () => {
+    // Any local user can do this; only sshd's root-owned monitor can be a real session's parent.
+    const fake = spawn('/usr/bin/perl', ['-e', '$0 = "sshd: root\\@pts/9"; sleep 30'], { stdio: 'ignore' });
+    await log.waitFor((o) => o.category === 'process_creation' && fieldsOf(o)['ProcessId'] === fake.pid, 5_000, 'the fake');
+    // A later process living past the re-check of young processes proves the title was read; still
+    // no session from it.
+    const marker = spawn('/bin/sleep', ['0.5']);
+    await log.waitFor((o) => o.category === 'process_termination' && fieldsOf(o)['ProcessId'] === marker.pid, 5_000, 'a later scan');
+    expect(log.all.some((o) => o.category === 'remote_session' && fieldsOf(o)['ProcessId'] === fake.pid)).toBe(false);
+    expect(sensors.sessions.health().notes?.join(' ')).toMatch(/titled like an SSH session/);
+    fake.kill();
+  });
 });

@@ -255,7 +255,14 @@ export function createSessionSensor({
     health(): SensorHealth {
       const source = `sshd processes, ${utmpPath}, inbound connections to remote-access ports`;
       const health: SensorHealth = { name: 'sessions', state: 'ok', source, counters: { ...counters, active: registry.size } };
-      if (utmpMissingSaid) health.notes = [`no ${utmpPath}: SSH sessions come from sshd's processes and sockets alone`];
+      const notes: string[] = [];
+      if (utmpMissingSaid) notes.push(`no ${utmpPath}: SSH sessions come from sshd's processes and sockets alone`);
+      if (counters.forgedTitles > 0) notes.push(`${counters.forgedTitles} processes titled like an SSH session without sshd's monitor as parent were ignored`);
+      if (notes.length > 0) health.notes = notes;
+      if (process.getuid?.() !== 0) {
+        health.state = 'degraded';
+        health.reason = 'not root: sockets cannot be joined to their processes, so SourceIp comes from utmp or SSH_CONNECTION only, and tool sessions carry no process';
+      }
       return health;
     },
   };
