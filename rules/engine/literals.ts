@@ -152,11 +152,6 @@ export class LiteralIndex {
     for (const slot of this.#slots.values()) slot.reset();
   }
 
-  /** Every field's slot (benchmarks time the scans one by one). */
-  slots(): FieldSlot[] {
-    return [...this.#slots.values()];
-  }
-
   /** Size of each field's automaton, for benchmarks and health. */
   stats(): Array<{ field: string; needles: number; states: number; classes: number; tests: number }> {
     return [...this.#slots.values()].filter((slot) => slot.automaton).map(({ field, automaton: a }) => ({
