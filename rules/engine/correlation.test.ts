@@ -30,12 +30,12 @@ function engineOf(...docs: string[]): RuleEngine {
 }
 
 let seq = 0;
-function feed(engine: RuleEngine, second: number, fields: Record<string, unknown>): Alert[] {
+function feed(engine: RuleEngine, second: number, fields: Record<string, unknown>): readonly Alert[] {
   const time = new Date(Date.UTC(2026, 10, 28, 10, 0, 0) + second * 1000).toISOString();
   return engine.evaluate({ id: `e${++seq}`, time, category: 'auth', product: 'linux', fields });
 }
 
-const titles = (alerts: Alert[]) => alerts.map((a) => a.rule.title);
+const titles = (alerts: readonly Alert[]) => alerts.map((a) => a.rule.title);
 
 describe('event_count', () => {
   const correlation = `title: Many failed logins

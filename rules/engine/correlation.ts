@@ -119,10 +119,12 @@ export class CorrelationState {
   /** Feeds one hit; returns the group's event ids when the correlation fires. */
   add(hit: Hit): string[] | undefined {
     const { rule } = this;
-    const refIndex = rule.refs.findIndex((ref) => hit.keys.includes(ref));
+    let refIndex = -1;
+    for (let r = 0; r < rule.refs.length && refIndex < 0; r++) if (hit.keys.includes(rule.refs[r]!)) refIndex = r;
     if (refIndex < 0) return undefined;
     this.#sweep(hit.timeMs);
-    const key = rule.groupBy.map((field) => groupValue(hit, field, rule)).join('\u0000');
+    let key = '';
+    for (let g = 0; g < rule.groupBy.length; g++) key += (g > 0 ? '\u0000' : '') + groupValue(hit, rule.groupBy[g]!, rule);
     let group = this.#groups.get(key);
     if (group) {
       this.#groups.delete(key);
@@ -139,7 +141,7 @@ export class CorrelationState {
     this.counters.groups = this.#groups.size;
     group.lastMs = Math.max(group.lastMs, hit.timeMs);
     const from = group.lastMs - rule.timespanMs;
-    group.eventIds.push(...hit.eventIds);
+    for (const id of hit.eventIds) group.eventIds.push(id);
     if (group.eventIds.length > MAX_EVENT_IDS) group.eventIds.splice(0, group.eventIds.length - MAX_EVENT_IDS);
 
     let fired = false;

@@ -1,10 +1,10 @@
 // The rules engine: loaded rules indexed by logsource, and evaluate(event) → alerts. Pure: no I/O,
 // no logger, no clock; an alert's time is its event's time and its id is derived, not random.
-import { createHash } from 'node:crypto';
 import type { CompiledRule, Level, RuleMeta } from './compile.ts';
 import { CorrelationState, type Hit } from './correlation.ts';
 import type { LoadResult } from './load.ts';
 import { routeKey, routeKeys } from './routes.ts';
+import { hash128 } from './hash.ts';
 import { EventView, type RuleEvent } from './view.ts';
 import type { FieldSlot } from './literals.ts';
 
@@ -34,7 +34,9 @@ export interface EngineEvent extends RuleEvent {
  */
 class Bucket {
   readonly rules: CompiledRule[] = [];
-  #always: boolean[] = [];
+  /** The indexes of the rules with no needs, which every event meets. */
+  #needless: number[] = [];
+  #always = new Int32Array(0);
   /** slot → test → the rules that need it, while rules are added. */
   #needers = new Map<FieldSlot, Map<number, number[]>>();
   /** The same as dense arrays, built once the bucket is used: slots, and per slot, per test, rules. */
@@ -42,11 +44,12 @@ class Bucket {
   #rulesByTest: Array<Array<number[] | undefined>> = [];
   #dirty = true;
   #candidate = new Int32Array(0);
+  #picked = new Int32Array(0);
 
   add(rule: CompiledRule): void {
     const index = this.rules.push(rule) - 1;
     const needs = rule.match.needs;
-    this.#always.push(!needs);
+    if (!needs) this.#needless.push(index);
     for (const { slot, test } of needs ?? []) {
       let byTest = this.#needers.get(slot);
       if (!byTest) this.#needers.set(slot, (byTest = new Map()));
@@ -66,19 +69,41 @@ class Bucket {
     }
     if (this.#dirty) this.#build();
     const { generation } = view;
+    const { rules } = this;
     const candidate = this.#candidate;
+    const picked = this.#picked;
+    let count = 0;
     const slots = this.#slots;
     for (let s = 0; s < slots.length; s++) {
-      const { tests, count } = slots[s]!.heldTests(view);
+      const slot = slots[s]!;
+      const held = slot.heldCount(view);
+      if (held === 0) continue;
+      const tests = slot.held;
       const byTest = this.#rulesByTest[s]!;
-      for (let t = 0; t < count; t++) {
-        const rules = byTest[tests[t]!];
-        if (rules) for (let r = 0; r < rules.length; r++) candidate[rules[r]!] = generation;
+      for (let t = 0; t < held; t++) {
+        const needers = byTest[tests[t]!];
+        if (!needers) continue;
+        for (let r = 0; r < needers.length; r++) {
+          const index = needers[r]!;
+          if (candidate[index] === generation) continue;
+          candidate[index] = generation;
+          // Insertion keeps the few picked rules in the bucket's order.
+          let at = count++;
+          while (at > 0 && picked[at - 1]! > index) {
+            picked[at] = picked[at - 1]!;
+            at--;
+          }
+          picked[at] = index;
+        }
       }
     }
+    // Merge with the rules that have no needs, both in the bucket's order.
     const always = this.#always;
-    for (let i = 0; i < this.rules.length; i++) {
-      if (always[i] || candidate[i] === generation) into.push(this.rules[i]!);
+    let a = 0;
+    let p = 0;
+    while (a < always.length || p < count) {
+      if (p === count || (a < always.length && always[a]! < picked[p]!)) into.push(rules[always[a++]!]!);
+      else into.push(rules[picked[p++]!]!);
     }
     return into;
   }
@@ -91,9 +116,13 @@ class Bucket {
       return dense;
     });
     this.#candidate = new Int32Array(this.rules.length).fill(-1);
+    this.#picked = new Int32Array(this.rules.length);
+    this.#always = Int32Array.from(this.#needless);
     this.#dirty = false;
   }
 }
+
+const NO_ALERTS: readonly Alert[] = Object.freeze([]);
 
 export interface EngineOptions {
   /** Skip rules whose needed literals are absent (default). Off only to check the prefilter itself. */
@@ -115,7 +144,7 @@ export class RuleEngine {
   readonly #feeds = new Map<string, CorrelationState[]>();
   /** Referenced rules that alert only through their correlations (`generate: false`). */
   readonly #silenced = new Set<string>();
-  readonly #fedBy = new Map<string, CorrelationState[]>();
+  readonly #fedBy = new Map<string, { states: CorrelationState[]; keys: string[] }>();
   readonly #plans = new Map<string, Map<string, Bucket[]>>();
 
   constructor(loaded: Pick<LoadResult, 'rules'> & Partial<Pick<LoadResult, 'correlations' | 'literals'>>, { prefilter = true }: EngineOptions = {}) {
@@ -150,17 +179,19 @@ export class RuleEngine {
     return routeKeys(category, product).flatMap((key) => this.#routes.get(key)?.rules ?? []);
   }
 
-  evaluate(event: EngineEvent): Alert[] {
-    const alerts: Alert[] = [];
+  /** The alerts this event raises, in rule order; most events raise none, and share one empty list. */
+  evaluate(event: EngineEvent): readonly Alert[] {
+    let alerts: Alert[] | undefined;
     const view = new EventView(event);
     for (const bucket of this.#plan(event.category, event.product)) {
       for (const rule of bucket.candidates(view, this.#prefilter, this.#scratch)) {
         if (!rule.match(view)) continue;
+        alerts ??= [];
         if (!this.#silenced.has(rule.id)) alerts.push(alertFor(rule, event));
         if (this.#feeds.size > 0) this.#correlate(rule, [event.id], event, alerts, 0);
       }
     }
-    return alerts;
+    return alerts ?? NO_ALERTS;
   }
 
   /** The buckets an event of this category and product meets, found once per pair and kept. */
@@ -179,9 +210,9 @@ export class RuleEngine {
 
   /** Feeds a match to the correlations that reference it; a firing one feeds its own referrers. */
   #correlate(source: RuleMeta, eventIds: string[], event: EngineEvent, alerts: Alert[], depth: number): void {
-    const states = this.#statesFed(source);
+    const { states, keys } = this.#fed(source);
     if (states.length === 0 || depth > 8) return;
-    const hit: Hit = { ref: source.id, keys: keysOf(source), eventIds, timeMs: Date.parse(event.time), fields: event.fields };
+    const hit: Hit = { ref: source.id, keys, eventIds, timeMs: Date.parse(event.time), fields: event.fields };
     if (Number.isNaN(hit.timeMs)) return;
     for (const state of states) {
       const fired = state.add(hit);
@@ -192,13 +223,14 @@ export class RuleEngine {
   }
 
   /** The correlations a rule (or correlation) feeds, by its id and its name, computed once per rule. */
-  #statesFed(source: RuleMeta): CorrelationState[] {
-    let states = this.#fedBy.get(source.id);
-    if (!states) {
-      states = [...new Set(keysOf(source).flatMap((k) => this.#feeds.get(k) ?? []))];
-      this.#fedBy.set(source.id, states);
+  #fed(source: RuleMeta): { states: CorrelationState[]; keys: string[] } {
+    let fed = this.#fedBy.get(source.id);
+    if (!fed) {
+      const keys = keysOf(source);
+      fed = { states: [...new Set(keys.flatMap((k) => this.#feeds.get(k) ?? []))], keys };
+      this.#fedBy.set(source.id, fed);
     }
-    return states;
+    return fed;
   }
 }
 
@@ -232,10 +264,12 @@ export function alertFor(rule: RuleMeta, event: EngineEvent, eventIds: string[] 
 }
 
 /**
- * Derived from the rule and the events, so the same match gives the same id (dedup downstream). A
- * cryptographic hash, because two alerts sharing an id would be one alert to the collector.
+ * Derived from the rule and the events, so the same match gives the same id (dedup downstream), in the
+ * shape of a UUID (version 8). 128 bits of MurmurHash3: the inputs are rule ids and the agent's own
+ * event ids (UUIDv7, not chosen by whoever is watched), so accidental collisions are what matters, and
+ * at 128 bits they are out of reach; a SHA-256 here cost as much as the rest of building the alert.
  */
 function alertId(ruleId: string, eventIds: string[]): string {
-  const hex = createHash('sha256').update(`${ruleId}\0${eventIds.join('\0')}`).digest('hex');
+  const hex = hash128(`${ruleId}\0${eventIds.join('\0')}`);
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${((Number.parseInt(hex.slice(16, 18), 16) & 0x3f) | 0x80).toString(16)}${hex.slice(18, 20)}-${hex.slice(20, 32)}`;
 }

