@@ -194,7 +194,7 @@ function build(pending: Pending): FieldAutomaton {
   }
 
   const goto: Array<Map<number, number>> = [new Map()];
-  const out: number[][] = [[]];
+  const outById: number[][] = [[]];
   for (const [id, needle] of needles.entries()) {
     let state = 0;
     for (let i = 0; i < needle.length; i++) {
@@ -203,35 +203,47 @@ function build(pending: Pending): FieldAutomaton {
       if (next === undefined) {
         next = goto.length;
         goto.push(new Map());
-        out.push([]);
+        outById.push([]);
         goto[state]!.set(k, next);
       }
       state = next;
     }
-    out[state]!.push(id);
+    outById[state]!.push(id);
   }
   // Breadth first, so a state's failure state is complete before the state: the DFA row of a state
   // is its own edges over its failure state's row.
+  if (goto.length * classes >= 2 ** 31) throw new Error(`literal automaton too large: ${goto.length} states × ${classes} classes`);
   const fail = new Int32Array(goto.length);
-  const delta = new Int32Array(goto.length * classes);
-  for (const [k, next] of goto[0]!) delta[k] = next;
+  const byId = new Int32Array(goto.length * classes);
+  for (const [k, next] of goto[0]!) byId[k] = next;
   const queue = [...goto[0]!.values()];
   for (let head = 0; head < queue.length; head++) {
     const state = queue[head]!;
     const f = fail[state]!;
-    if (out[f]!.length > 0) out[state] = [...out[state]!, ...out[f]!];
-    for (let k = 0; k < classes; k++) delta[state * classes + k] = delta[f * classes + k]!;
+    if (outById[f]!.length > 0) outById[state] = [...outById[state]!, ...outById[f]!];
+    for (let k = 0; k < classes; k++) byId[state * classes + k] = byId[f * classes + k]!;
     for (const [k, next] of goto[state]!) {
-      fail[next] = delta[f * classes + k]!;
-      delta[state * classes + k] = next;
+      fail[next] = byId[f * classes + k]!;
+      byId[state * classes + k] = next;
       queue.push(next);
     }
   }
-  const hasOut = new Uint8Array(goto.length);
-  for (let state = 0; state < goto.length; state++) hasOut[state] = out[state]!.length > 0 ? 1 : 0;
+  // States renumbered breadth first: the shallow states, where a scan spends nearly all its time, then
+  // share a few cache lines and pages instead of being strewn across the table in needle order.
+  const states = goto.length;
+  const rank = new Int32Array(states);
+  queue.forEach((state, i) => (rank[state] = i + 1));
+  const delta = new Int32Array(states * classes);
+  const out: number[][] = Array.from({ length: states }, () => []);
+  for (let state = 0; state < states; state++) {
+    const row = rank[state]! * classes;
+    for (let k = 0; k < classes; k++) delta[row + k] = rank[byId[state * classes + k]!]!;
+    out[rank[state]!] = outById[state]!;
+  }
+  const hasOut = new Uint8Array(states);
+  for (let state = 0; state < states; state++) hasOut[state] = out[state]!.length > 0 ? 1 : 0;
   // Entries become row offsets (state × classes), so the scan multiplies nothing, and a state where
   // needles end is stored complemented (negative), so the scan tests a sign instead of loading a flag.
-  if (goto.length * classes >= 2 ** 31) throw new Error(`literal automaton too large: ${goto.length} states × ${classes} classes`);
   for (let i = 0; i < delta.length; i++) {
     const next = delta[i]!;
     delta[i] = hasOut[next] === 1 ? ~(next * classes) : next * classes;
