@@ -140,6 +140,12 @@ export const AgentFields = z.strictObject({
   Count: z.number().int().nonnegative().optional(),
   FromSeq: z.number().int().nonnegative().optional(),
   ToSeq: z.number().int().nonnegative().optional(),
+  /** buffer_dropped: the `prev` of the first dropped record and the `hash` of the last, so the chain is checked across the gap. */
+  FromPrev: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  ToHash: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  /** outbox_reset: the stream that ended, and where its file was set aside. */
+  PreviousStream: name.optional(),
+  Path: text.optional(),
   Version: name.optional(),
 });
 

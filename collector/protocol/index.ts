@@ -3,3 +3,5 @@ export * from './categories.ts';
 export * from './alert.ts';
 export * from './envelope.ts';
 export * from './limits.ts';
+export * from './chain.ts';
+export * from './wire.ts';

@@ -1,0 +1,62 @@
+// The agent's outbox (design.md §5–§6): every event and alert is written here before anything is sent,
+// numbered gap-free per stream and chained by hash; rows leave only after the collector acks them.
+import type { AlertRecord, OmEvent } from '../../collector/protocol/index.ts';
+
+/** A record before the outbox numbers and chains it: an event or an alert, without stream/seq/hash/prev. */
+export type OutboxInput = Omit<OmEvent, 'stream' | 'seq' | 'hash' | 'prev'> | AlertRecord;
+
+export interface OutboxOptions {
+  /** The SQLite file (WAL mode). Its folder must exist. */
+  path: string;
+  /** The byte cap over stored rows (their JSON), acked or not. Past it: acked rows go first, then the oldest plain events, alerts last. */
+  maxBytes: number;
+  /** How long acked rows stay for local audit. */
+  retainAckedMs: number;
+  /** Queued records are written in one transaction at most this often (and at `maxQueued`). */
+  flushIntervalMs?: number;
+  maxQueued?: number;
+  /** Host of the agent, for the outbox's own `agent` events (buffer_dropped, outbox_reset). */
+  host: { id: string; name: string };
+  product: 'linux' | 'windows';
+  now?: () => number;
+}
+
+export interface PendingRow {
+  seq: number;
+  /** The full wire record as JSON (stream, seq, hash and prev included), sent verbatim. */
+  json: string;
+}
+
+export interface OutboxStats {
+  rows: number;
+  bytes: number;
+  unacked: number;
+  lastSeq: number;
+  ackedSeq: number;
+  /** Records dropped by the byte cap since the outbox was opened. */
+  dropped: number;
+}
+
+export interface Outbox {
+  /** This database's stream id; a new one when the file is recreated. */
+  readonly stream: string;
+  /** Queues a record; it gets its seq and hash when the queue is flushed (by timer, size, or flush()). */
+  append(record: OutboxInput): void;
+  /** Writes the queue in one transaction; returns the last seq written. */
+  flush(): number;
+  /** Unacked rows with seq > afterSeq, in order, at most `limit` rows and about `maxBytes` bytes (at least one row). */
+  pending(afterSeq: number, limit: number, maxBytes: number): PendingRow[];
+  /** Cumulative: every row with seq ≤ `seq` is delivered. */
+  ack(seq: number): void;
+  stats(): OutboxStats;
+  /** Called after each flush that wrote rows, with the last seq. */
+  onFlush(listener: (lastSeq: number) => void): void;
+  /** Flushes and closes the database. */
+  close(): void;
+}
+
+export interface OpenedOutbox {
+  outbox: Outbox;
+  /** Set when the file was corrupt: where it was moved, and the stream that ended with it (if readable). */
+  reset?: { movedTo: string; reason: string };
+}

@@ -1,0 +1,139 @@
+// The collector's store: one contract, an SQLite implementation (embedded default, `sqlite/`) and, to
+// come, a PostgreSQL one (`postgres/`), both run against the same contract tests (`contract.ts`).
+// Secrets never reach the store: tokens and agent keys arrive as SHA-256 hashes.
+
+export type Role = 'enroll' | 'admin' | 'analyst' | 'auditor';
+export const ROLES: readonly Role[] = ['enroll', 'admin', 'analyst', 'auditor'];
+
+export interface Token {
+  id: string;
+  role: Role;
+  name: string;
+  createdAt: string;
+  revokedAt: string | null;
+  lastUsedAt: string | null;
+}
+
+export interface Agent {
+  id: string;
+  name: string;
+  /** The host id the agent reported when enrolling (hashed machine id), if any. */
+  hostId: string | null;
+  enrolledAt: string;
+  revokedAt: string | null;
+  lastSeenAt: string | null;
+}
+
+/** How far a stream is stored: its owner, the acked high-water mark, and the hash at that mark. */
+export interface StreamState {
+  stream: string;
+  agentId: string;
+  ackedSeq: number;
+  lastHash: string;
+}
+
+/** One record (event or alert) as ingest hands it to the store, checked and parsed. */
+export interface IngestRecord {
+  seq: number;
+  kind: 'event' | 'alert';
+  id: string;
+  time: string;
+  hostId: string | null;
+  /** Events: their category; alerts: null. */
+  category: string | null;
+  sessionId: string | null;
+  hash: string;
+  prev: string;
+  /** The record as JSON, as received (parsed and re-serialized), `hash` and `prev` included. */
+  body: string;
+}
+
+export interface StoredRecord extends IngestRecord {
+  stream: string;
+  agentId: string;
+  receivedAt: string;
+}
+
+/** Seqs missing from a stream, as ingest saw them: the hash before the gap and the `prev` after it. */
+export interface Gap {
+  stream: string;
+  fromSeq: number;
+  toSeq: number;
+  beforeHash: string;
+  afterPrev: string;
+  openedAt: string;
+  /** Set when a buffer_dropped declaration covering it, with matching hashes, arrived. */
+  declaredAt: string | null;
+  /** Set when a chain_broken alert was raised for it. */
+  alertedAt: string | null;
+}
+
+/** An alert the collector raises itself: chain_broken, agent_offline. */
+export interface CollectorAlert {
+  id: string;
+  time: string;
+  type: 'chain_broken' | 'agent_offline';
+  agentId: string | null;
+  stream: string | null;
+  summary: string;
+  /** Details as JSON. */
+  details: string;
+}
+
+export interface RecordFilter {
+  stream?: string;
+  agentId?: string;
+  hostId?: string;
+  kind?: 'event' | 'alert';
+  /** ISO times, inclusive since, exclusive until, on the record's own `time`. */
+  since?: string;
+  until?: string;
+}
+
+/** What one committed batch changes, all in one transaction. */
+export interface Commit {
+  stream: string;
+  /** Records to insert; a (stream, seq) already stored is skipped, never duplicated or replaced. */
+  records: IngestRecord[];
+  /** The stream's new state: the acked high-water mark is committed with the records. */
+  state: { ackedSeq: number; lastHash: string };
+  gapsOpened?: Array<Omit<Gap, 'stream' | 'declaredAt' | 'alertedAt'>>;
+  /** Gaps (by fromSeq) a declaration closed. */
+  gapsDeclared?: number[];
+  alerts?: CollectorAlert[];
+}
+
+export interface Store {
+  // Tokens (admin, analyst, auditor, enroll), by the SHA-256 of the secret.
+  createToken(token: { id: string; role: Role; name: string; secretHash: string }): Token;
+  tokenBySecretHash(secretHash: string): Token | undefined;
+  listTokens(): Token[];
+  /** True if it was active. */
+  revokeToken(id: string): boolean;
+  touchToken(id: string, at: string): void;
+
+  // Agents, by the SHA-256 of their key.
+  createAgent(agent: { id: string; name: string; hostId: string | null; keyHash: string; enrolledWith: string }): Agent;
+  agentByKeyHash(keyHash: string): Agent | undefined;
+  agent(id: string): Agent | undefined;
+  listAgents(): Agent[];
+  revokeAgent(id: string): boolean;
+  agentSeen(id: string, at: string): void;
+
+  // Streams and ingest.
+  stream(stream: string): StreamState | undefined;
+  /** The stream's state, created for this agent if new (ackedSeq 0, lastHash GENESIS); an existing one keeps its owner. */
+  claimStream(stream: string, agentId: string): StreamState;
+  streams(): StreamState[];
+  commit(commit: Commit): void;
+  gaps(stream?: string): Gap[];
+  markGapAlerted(stream: string, fromSeq: number, at: string, alert: CollectorAlert): void;
+  addAlert(alert: CollectorAlert): void;
+
+  // Reads, for export, verify and the API: in (stream, seq) order.
+  records(filter?: RecordFilter): IterableIterator<StoredRecord>;
+  collectorAlerts(filter?: { since?: string; until?: string }): CollectorAlert[];
+  counts(): { records: number; alerts: number; streams: number; agents: number };
+
+  close(): void;
+}
