@@ -8,15 +8,24 @@ import { renderSnapshot, takeSnapshot } from './commands/snapshot.ts';
 import { lintRules, testRules } from './commands/rules.ts';
 import { DEFAULT_RULES } from './commands/ruleset.ts';
 import { PolicyError } from './enrich/policy.ts';
+import { DEFAULT_DATA_DIR, readCa, startDelivery } from './commands/deliver.ts';
+import { JsonLinesSink } from './commands/sink.ts';
+import { enroll, EnrollError, saveEnrollment } from './enroll.ts';
+import { UplinkConfigError } from './uplink/index.ts';
 
 const USAGE = `usage: omwatch-agent <command> [options]
 
 commands:
-  run --stdout [--config FILE] [--rules DIR|FILE]... [--policy FILE]
+  enroll --collector URL --token T [--ca FILE] [--data DIR] [--name N]
+                                    trade an enrollment token for this agent's id and key, kept in
+                                    DIR/enrollment.json (mode 0600); https:// with --ca pins that CA
+  run [--data DIR] [--config FILE] [--rules DIR|FILE]... [--policy FILE]
                                     run the sensors, enrich events with the policy, judge them with
-                                    the rules (default: the shipped pack); print events and alerts
-                                    as JSON lines on stdout. SIGHUP or a file change reloads rules
-                                    and policy; a broken edit keeps the previous ones
+                                    the rules (default: the shipped pack), keep every event and alert
+                                    in DIR/outbox.db and deliver them to the enrolled collector.
+                                    SIGHUP or a file change reloads rules and policy; a broken edit
+                                    keeps the previous ones; SIGTERM stops, flushes, and drains
+  run --stdout [...]                the same, printing events and alerts as JSON lines instead
   snapshot [--json] [--config FILE] print what the sensors see now: host, processes, sessions,
                                     services, connections, removable media, sensor health
   rules lint <dir|file>... [--json] check Sigma rule files; exit 1 if any rule does not load
@@ -26,7 +35,7 @@ commands:
   version                           print the version
   help                              print this text
 
-The log goes to stderr (JSON lines; --log-level LEVEL to change how much).`;
+DIR defaults to ${DEFAULT_DATA_DIR}. The log goes to stderr (JSON lines; --log-level LEVEL to change how much).`;
 
 class UsageError extends Error {}
 
@@ -60,17 +69,15 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
   switch (command) {
     case 'run': {
-      const values = parse('run', args, { stdout: { type: 'boolean' }, rules: { type: 'string', multiple: true }, policy: { type: 'string' } });
+      const values = parse('run', args, { stdout: { type: 'boolean' }, data: { type: 'string' }, rules: { type: 'string', multiple: true }, policy: { type: 'string' } });
       if (values.help) return help();
-      if (!values.stdout) {
-        throw new UsageError('omwatch-agent run: --stdout is required: events are printed as JSON lines (delivery to a collector is not built yet)');
-      }
+      if (values.stdout && values.data) throw new UsageError('omwatch-agent run: --stdout and --data exclude each other (print, or deliver through the outbox)');
       const config = configFrom(values.config);
       const logger = createLogger({ level: values['log-level'] ?? config.log.level });
-      const agent = await runAgent(config, hostIdentity(config.host.name), logger, process.stdout, {
-        rulePaths: values.rules?.length ? values.rules : [DEFAULT_RULES],
-        ...(values.policy ? { policyPath: values.policy } : {}),
-      });
+      const host = hostIdentity(config.host.name);
+      const runOptions = { rulePaths: values.rules?.length ? values.rules : [DEFAULT_RULES], ...(values.policy ? { policyPath: values.policy } : {}) };
+      const delivery = values.stdout ? undefined : startDelivery(values.data ?? DEFAULT_DATA_DIR, config, host, logger);
+      const agent = await runAgent(config, host, logger, delivery?.sink ?? new JsonLinesSink(process.stdout, logger), runOptions);
       // Sensor timers do not hold the process open; this does, until a signal asks to stop.
       const keepAlive = setInterval(() => {}, 2 ** 30);
       await new Promise<void>((resolve) => {
@@ -79,6 +86,20 @@ async function main(argv: string[]): Promise<number> {
       clearInterval(keepAlive);
       logger.info('stopping');
       await agent.stop();
+      await delivery?.stop();
+      return 0;
+    }
+    case 'enroll': {
+      const values = parse('enroll', args, { collector: { type: 'string' }, token: { type: 'string' }, ca: { type: 'string' }, data: { type: 'string' }, name: { type: 'string' } });
+      if (values.help) return help();
+      const token = values.token ?? process.env['OMWATCH_ENROLL_TOKEN'];
+      if (!values.collector || !token) throw new UsageError('omwatch-agent enroll: --collector URL and --token T (or OMWATCH_ENROLL_TOKEN) are required');
+      const config = configFrom(values.config);
+      const host = hostIdentity(config.host.name);
+      const caPem = values.ca ? readCa(values.ca) : undefined;
+      const enrollment = await enroll({ collectorUrl: values.collector, token, name: values.name ?? host.name, hostId: host.id, ...(caPem ? { caPem } : {}) });
+      const path = saveEnrollment(values.data ?? DEFAULT_DATA_DIR, enrollment);
+      console.log(`enrolled as agent ${enrollment.agentId} with ${enrollment.collectorUrl}; key saved in ${path} (mode 0600)`);
       return 0;
     }
     case 'snapshot': {
@@ -146,6 +167,9 @@ main(process.argv.slice(2)).then(
     } else if (error instanceof PolicyError) {
       console.error(`omwatch-agent: invalid policy:\n${error.message}`);
       process.exitCode = 2;
+    } else if (error instanceof EnrollError || error instanceof UplinkConfigError) {
+      console.error(`omwatch-agent: ${error.message}`);
+      process.exitCode = 1;
     } else {
       console.error(`omwatch-agent: ${(error as Error).stack ?? String(error)}`);
       process.exitCode = 1;

@@ -1,26 +1,289 @@
-// The `omwatch-collector` command line. Its commands (serve, token, tail, export, verify) arrive
-// with the delivery work; until then it says so plainly instead of pretending.
+// The `omwatch-collector` command line. Exit codes: 0 done, 1 failed (or, for verify, a broken chain),
+// 2 the command line is wrong. Secrets are printed once, on the last line, and never logged.
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { pino } from 'pino';
+import { v7 as uuidv7 } from 'uuid';
+import { WebSocket } from 'ws';
+import { newSecret, secretHash } from './auth.ts';
+import { exportLines } from './export.ts';
+import { LIVE_PATH, LiveAlertFrameSchema, webSocketUrl } from './protocol/index.ts';
+import { CollectorConfigError, startCollector } from './server.ts';
+import { openSqliteStore } from './store/sqlite/index.ts';
+import { SqliteWriter } from './store/sqlite/writer.ts';
+import { ROLES, type Role, type Store } from './store/types.ts';
+import { verifyStore } from './verify.ts';
+
+const VERSION = '0.1.0';
+
 const USAGE = `usage: omwatch-collector <command> [options]
 
 commands:
-  version   print the version
-  help      print this text
+  serve --listen HOST:PORT --data DIR [--tls-cert FILE --tls-key FILE]
+                          serve enrollment, agent ingest and the live alert feed; TLS is required
+                          unless HOST is a loopback address
+  token create --role enroll|admin|analyst|auditor [--name N] --data DIR
+                          make a token; it is printed once, as the last line
+  token list --data DIR [--json]
+  token revoke ID --data DIR
+  agents --data DIR [--json]       list enrolled agents
+  agents revoke ID --data DIR      revoke an agent's key
+  tail --url URL --token T [--ca FILE] [--json]
+                          print alerts as they arrive (analyst token)
+  export --data DIR [--since T] [--until T] [--host H] [--format jsonl]
+                          write stored events and alerts as JSON lines
+  verify --data DIR       recompute every stream's hash chain; print the first broken record of
+                          each stream; exit 1 if any is broken
+  version | help`;
 
-The collector's serve, token, agents, tail, export and verify commands are not built yet.`;
+class UsageError extends Error {}
 
-const [command] = process.argv.slice(2);
-switch (command) {
-  case 'version':
-  case '--version':
-    console.log('0.1.0');
-    break;
-  case 'help':
-  case '--help':
-  case '-h':
-  case undefined:
-    console.log(USAGE);
-    break;
-  default:
-    console.error(`omwatch-collector: unknown command '${command}'\n\n${USAGE}`);
-    process.exitCode = 2;
+function parse<O extends ParseArgsConfig['options']>(command: string, args: string[], options: O) {
+  try {
+    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: true });
+  } catch (error) {
+    throw new UsageError(`omwatch-collector ${command}: ${(error as Error).message}`);
+  }
 }
+
+function required(command: string, value: string | undefined, flag: string): string {
+  if (!value) throw new UsageError(`omwatch-collector ${command}: ${flag} is required`);
+  return value;
+}
+
+function openStore(dataDir: string): Store {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  return openSqliteStore(join(dataDir, 'collector.db'));
+}
+
+/** Terminal output: attacker-controlled text (rule titles, host names, summaries) cannot steer the terminal. */
+function printable(text: unknown): string {
+  // oxlint-disable-next-line no-control-regex
+  return String(text).replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...args] = argv;
+  switch (command) {
+    case 'serve': {
+      const { values } = parse('serve', args, { listen: { type: 'string' }, data: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'log-level': { type: 'string' } });
+      if (values.help) return help();
+      const listen = required('serve', values.listen, '--listen HOST:PORT');
+      const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(listen);
+      if (!match) throw new UsageError(`omwatch-collector serve: --listen must be HOST:PORT, got ${JSON.stringify(listen)}`);
+      if (Boolean(values['tls-cert']) !== Boolean(values['tls-key'])) throw new UsageError('omwatch-collector serve: --tls-cert and --tls-key go together');
+      const logger = pino({ level: values['log-level'] ?? 'info', base: undefined, timestamp: pino.stdTimeFunctions.isoTime, redact: ['key', 'token', '*.key', '*.token'] }, pino.destination({ fd: 2, sync: true }));
+      const dataDir = required('serve', values.data, '--data DIR');
+      const store = openStore(dataDir);
+      // Inserts run on a thread of their own, beside parsing and checking frames on this one.
+      const writer = new SqliteWriter(join(dataDir, 'collector.db'));
+      await writer.ready();
+      const tls = values['tls-cert'] ? { cert: readFileSync(values['tls-cert'], 'utf8'), key: readFileSync(values['tls-key']!, 'utf8') } : undefined;
+      const collector = await startCollector({
+        store, host: match[1]!.replace(/^\[|\]$/g, ''), port: Number(match[2]), logger, commitMany: (commits) => writer.commitMany(commits), ...(tls ? { tls } : {}),
+      });
+      console.log(`omwatch-collector listening on ${collector.url}`);
+      await new Promise<void>((resolve) => {
+        for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve());
+      });
+      logger.info('stopping');
+      await collector.close();
+      await writer.close();
+      store.close();
+      return 0;
+    }
+    case 'token': {
+      const [sub, ...rest] = args;
+      const { values, positionals } = parse(`token ${sub ?? ''}`, rest, { role: { type: 'string' }, name: { type: 'string' }, data: { type: 'string' }, json: { type: 'boolean' } });
+      if (values.help) return help();
+      const store = openStore(required('token', values.data, '--data DIR'));
+      try {
+        if (sub === 'create') {
+          const role = values.role as Role;
+          if (!ROLES.includes(role)) throw new UsageError(`omwatch-collector token create: --role must be one of ${ROLES.join(', ')}, got ${JSON.stringify(values.role ?? '')}`);
+          const secret = newSecret('omwt');
+          const token = store.createToken({ id: uuidv7(), role, name: values.name ?? role, secretHash: secretHash(secret) });
+          console.log(`created ${role} token ${token.id} (${printable(token.name)}); it is shown once, below`);
+          console.log(secret);
+          return 0;
+        }
+        if (sub === 'list') {
+          const tokens = store.listTokens();
+          if (values.json) {
+            for (const t of tokens) console.log(JSON.stringify(t));
+          } else {
+            console.log(table([['ID', 'ROLE', 'NAME', 'CREATED', 'LAST USED', 'REVOKED'], ...tokens.map((t) => [t.id, t.role, printable(t.name), t.createdAt, t.lastUsedAt ?? '-', t.revokedAt ?? '-'])]));
+          }
+          return 0;
+        }
+        if (sub === 'revoke') {
+          const id = positionals[0];
+          if (!id) throw new UsageError('omwatch-collector token revoke: name the token ID');
+          if (!store.revokeToken(id)) {
+            console.error(`omwatch-collector: no active token ${printable(id)}`);
+            return 1;
+          }
+          console.log(`revoked token ${id}`);
+          return 0;
+        }
+        throw new UsageError(`omwatch-collector token: unknown subcommand '${sub ?? ''}' (create, list or revoke)`);
+      } finally {
+        store.close();
+      }
+    }
+    case 'agents': {
+      const { values, positionals } = parse('agents', args, { data: { type: 'string' }, json: { type: 'boolean' } });
+      if (values.help) return help();
+      const store = openStore(required('agents', values.data, '--data DIR'));
+      try {
+        if (positionals[0] === 'revoke') {
+          const id = positionals[1];
+          if (!id) throw new UsageError('omwatch-collector agents revoke: name the agent ID');
+          if (!store.revokeAgent(id)) {
+            console.error(`omwatch-collector: no active agent ${printable(id)}`);
+            return 1;
+          }
+          console.log(`revoked agent ${id}`);
+          return 0;
+        }
+        if (positionals.length > 0) throw new UsageError(`omwatch-collector agents: unknown subcommand '${positionals[0]}' (revoke)`);
+        const agents = store.listAgents();
+        if (values.json) {
+          for (const a of agents) console.log(JSON.stringify(a));
+        } else {
+          console.log(table([['ID', 'NAME', 'ENROLLED', 'LAST SEEN', 'REVOKED'], ...agents.map((a) => [a.id, printable(a.name), a.enrolledAt, a.lastSeenAt ?? '-', a.revokedAt ?? '-'])]));
+        }
+        return 0;
+      } finally {
+        store.close();
+      }
+    }
+    case 'tail': {
+      const { values } = parse('tail', args, { url: { type: 'string' }, token: { type: 'string' }, ca: { type: 'string' }, json: { type: 'boolean' } });
+      if (values.help) return help();
+      const token = values.token ?? process.env['OMWATCH_TOKEN'];
+      if (!token) throw new UsageError('omwatch-collector tail: --token T (or OMWATCH_TOKEN) is required');
+      return tail(required('tail', values.url, '--url URL'), token, values.ca ? readFileSync(values.ca, 'utf8') : undefined, Boolean(values.json));
+    }
+    case 'export': {
+      const { values } = parse('export', args, { data: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' }, host: { type: 'string' }, format: { type: 'string' } });
+      if (values.help) return help();
+      if ((values.format ?? 'jsonl') !== 'jsonl') throw new UsageError(`omwatch-collector export: --format must be jsonl, got ${JSON.stringify(values.format)}`);
+      for (const flag of ['since', 'until'] as const) {
+        const value = values[flag];
+        if (value !== undefined && Number.isNaN(Date.parse(value))) throw new UsageError(`omwatch-collector export: --${flag} must be an ISO time, got ${JSON.stringify(value)}`);
+      }
+      const store = openStore(required('export', values.data, '--data DIR'));
+      try {
+        const filter = {
+          includeCollectorAlerts: true,
+          ...(values.since ? { since: new Date(values.since).toISOString() } : {}),
+          ...(values.until ? { until: new Date(values.until).toISOString() } : {}),
+          ...(values.host ? { hostId: values.host } : {}),
+        };
+        for (const line of exportLines(store, filter)) {
+          if (!process.stdout.write(`${line}\n`)) await new Promise((resolve) => process.stdout.once('drain', resolve));
+        }
+      } finally {
+        store.close();
+      }
+      return 0;
+    }
+    case 'verify': {
+      const { values } = parse('verify', args, { data: { type: 'string' }, json: { type: 'boolean' } });
+      if (values.help) return help();
+      const store = openStore(required('verify', values.data, '--data DIR'));
+      try {
+        const verdicts = verifyStore(store);
+        for (const v of verdicts) {
+          if (values.json) console.log(JSON.stringify(v));
+          else console.log(`${v.ok ? 'ok    ' : 'BROKEN'} stream ${v.stream} (agent ${v.agentId}): ${v.records} records, seq ${v.firstSeq}–${v.lastSeq}, ${v.declaredGaps.length} declared gaps${v.firstBroken ? `; first broken: seq ${v.firstBroken.seq}: ${printable(v.firstBroken.reason)}` : ''}`);
+        }
+        if (!values.json) console.log(`${verdicts.length} streams, ${verdicts.filter((v) => !v.ok).length} broken`);
+        return verdicts.every((v) => v.ok) ? 0 : 1;
+      } finally {
+        store.close();
+      }
+    }
+    case 'version':
+    case '--version':
+      console.log(VERSION);
+      return 0;
+    case 'help':
+    case '--help':
+    case '-h':
+    case undefined:
+      return help();
+    default:
+      throw new UsageError(`omwatch-collector: unknown command '${command}'`);
+  }
+}
+
+async function tail(url: string, token: string, caPem: string | undefined, json: boolean): Promise<number> {
+  const ws = new WebSocket(webSocketUrl(url, LIVE_PATH), { headers: { authorization: `Bearer ${token}` }, ...(caPem ? { ca: caPem } : {}) });
+  return new Promise<number>((resolve) => {
+    ws.on('unexpected-response', (_request, response) => {
+      console.error(`omwatch-collector tail: the collector refused: HTTP ${response.statusCode}`);
+      resolve(1);
+    });
+    ws.on('error', (error) => {
+      console.error(`omwatch-collector tail: ${error.message}`);
+      resolve(1);
+    });
+    ws.on('open', () => console.error(`omwatch-collector tail: connected to ${url}; waiting for alerts`));
+    ws.on('message', (data) => {
+      const text = data.toString();
+      if (json) {
+        console.log(text);
+        return;
+      }
+      const frame = LiveAlertFrameSchema.safeParse(JSON.parse(text));
+      if (!frame.success) return;
+      const { alert, agentId } = frame.data;
+      const collectorAlert = alert['collectorAlert'] as { time?: string; type?: string; summary?: string } | undefined;
+      if (collectorAlert) {
+        console.log(printable(`${collectorAlert.time}  collector  ${collectorAlert.type}  ${collectorAlert.summary}`));
+        return;
+      }
+      const rule = alert['rule'] as { level?: string; title?: string } | undefined;
+      const host = alert['host'] as { name?: string } | undefined;
+      console.log([alert['time'], rule?.level, host?.name ?? agentId, rule?.title, alert['summary']].map(printable).join('  '));
+    });
+    ws.on('close', () => resolve(0));
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => ws.close());
+  });
+}
+
+function help(): number {
+  console.log(USAGE);
+  return 0;
+}
+
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof UsageError) {
+      console.error(`${error.message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else if (error instanceof CollectorConfigError) {
+      console.error(`omwatch-collector: ${error.message}`);
+      process.exitCode = 2;
+    } else {
+      console.error(`omwatch-collector: ${(error as Error).message}`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -11,7 +11,7 @@ import { createCatalog } from '../sensors/sessions/catalog.ts';
 import { SessionRegistry } from '../sensors/sessions/registry.ts';
 import { createEnricher } from '../enrich/index.ts';
 import { RuleSet } from './ruleset.ts';
-import { JsonLinesSink } from './sink.ts';
+import type { RecordSink } from './sink.ts';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -25,9 +25,8 @@ export interface RunOptions {
   policyPath?: string;
 }
 
-export async function runAgent(config: AgentConfig, host: HostIdentity, logger: Logger, out: NodeJS.WritableStream, options: RunOptions): Promise<RunningAgent> {
+export async function runAgent(config: AgentConfig, host: HostIdentity, logger: Logger, sink: RecordSink, options: RunOptions): Promise<RunningAgent> {
   const product = currentProduct();
-  const sink = new JsonLinesSink(out, logger);
   const agentEvent = (fields: Extract<OmEvent, { category: 'agent' }>['fields']) =>
     sink.write(toEvent({ category: 'agent', timeMs: Date.now(), fields }, host, product), true);
 

@@ -8,7 +8,17 @@ import { v7 as uuidv7 } from 'uuid';
 
 const MAX_PENDING_BYTES = 16 * 1024 * 1024;
 
-export class JsonLinesSink {
+/** Where the agent's events and alerts go: JSON lines on stdout, or the outbox. */
+export interface RecordSink {
+  /** `priority` records (alerts, the agent's own facts) must not be dropped by a bound. */
+  write(record: OmEvent | Alert, priority?: boolean): void;
+  /** Says how many records were dropped, if any are still unsaid (at stop). */
+  reportPendingDrops(): void;
+  /** Resolves once everything written so far is handed on (to the OS, or committed). */
+  drain(): Promise<void>;
+}
+
+export class JsonLinesSink implements RecordSink {
   readonly #out: NodeJS.WritableStream & { writableLength?: number };
   readonly #logger: Logger;
   #dropped = 0;

@@ -34,6 +34,14 @@ export const ConfigSchema = z.strictObject({
       pollIntervalMs: z.number().int().min(100).max(600_000).default(1_000),
     }).prefault({}),
   }).prefault({}),
+  delivery: z.strictObject({
+    /** The outbox's byte cap; past it acked rows go, then the oldest plain events, alerts last. */
+    outboxMaxBytes: z.number().int().min(64 * 1024).default(512 * 1024 * 1024),
+    /** Delivered rows stay this long for local audit. */
+    retainAckedMs: z.number().int().min(0).default(24 * 3_600_000),
+    batchRecords: z.number().int().min(1).max(1_000).default(500),
+    maxInFlightBatches: z.number().int().min(1).max(64).default(8),
+  }).prefault({}),
   remoteAccess: z.strictObject({
     /** Added to the shipped catalogue; an entry with a shipped tool's name replaces it. */
     tools: z.array(ToolSchema).default([]),

@@ -85,21 +85,30 @@ export interface RecordFilter {
   agentId?: string;
   hostId?: string;
   kind?: 'event' | 'alert';
-  /** ISO times, inclusive since, exclusive until, on the record's own `time`. */
+  /** ISO times, inclusive since, exclusive until, on the record's own `time` (compared as instants, not as text). */
   since?: string;
   until?: string;
 }
 
-/** What one committed batch changes, all in one transaction. */
+/**
+ * What one committed batch changes, all in one transaction: if any part fails (an unclaimed stream, a
+ * record the schema refuses, an unknown gap) nothing of it is stored. The store stamps `receivedAt`
+ * and `declaredAt` with its own clock at commit.
+ */
 export interface Commit {
   stream: string;
   /** Records to insert; a (stream, seq) already stored is skipped, never duplicated or replaced. */
   records: IngestRecord[];
-  /** The stream's new state: the acked high-water mark is committed with the records. */
+  /**
+   * The stream's new state: the acked high-water mark is committed with the records. It only moves
+   * forward: a state below the stored mark (a batch committed again) leaves the mark as it is.
+   */
   state: { ackedSeq: number; lastHash: string };
+  /** Gaps to open; one already open at the same fromSeq is kept as it is. */
   gapsOpened?: Array<Omit<Gap, 'stream' | 'declaredAt' | 'alertedAt'>>;
-  /** Gaps (by fromSeq) a declaration closed. */
+  /** Gaps (by fromSeq) a declaration closed; each must be open already or opened by this commit. */
   gapsDeclared?: number[];
+  /** Collector alerts to add; an alert id already stored is skipped. */
   alerts?: CollectorAlert[];
 }
 
@@ -124,15 +133,30 @@ export interface Store {
   stream(stream: string): StreamState | undefined;
   /** The stream's state, created for this agent if new (ackedSeq 0, lastHash GENESIS); an existing one keeps its owner. */
   claimStream(stream: string, agentId: string): StreamState;
+  /** All streams, by stream id. */
   streams(): StreamState[];
+  /** Returns once the commit is durable: only then may ingest ack it. */
   commit(commit: Commit): void;
+  /**
+   * Several commits (of any streams) in one transaction, all or none: one durable write for the batches
+   * of many agents (group commit). A stream may appear more than once, in order.
+   */
+  commitMany(commits: readonly Commit[]): void;
+  /** Gaps, by stream then fromSeq. */
   gaps(stream?: string): Gap[];
+  /** Sets the gap's alertedAt and adds the alert, together; a gap already alerted is left as is (no second alert). Throws if no such gap. */
   markGapAlerted(stream: string, fromSeq: number, at: string, alert: CollectorAlert): void;
   addAlert(alert: CollectorAlert): void;
 
   // Reads, for export, verify and the API: in (stream, seq) order.
+  /**
+   * Streams the records matching every given filter, read from one snapshot; commits may run while the
+   * iterator is open. Run it to the end or call `return()` (a `for…of` with `break` does) to free it.
+   */
   records(filter?: RecordFilter): IterableIterator<StoredRecord>;
+  /** Ordered by time. */
   collectorAlerts(filter?: { since?: string; until?: string }): CollectorAlert[];
+  /** `records` counts events and alerts; `alerts` the records that are alerts (not collector alerts). */
   counts(): { records: number; alerts: number; streams: number; agents: number };
 
   close(): void;

@@ -1,0 +1,201 @@
+// The collector's network face: HTTP(S) for enrollment and the API, WebSocket upgrades for agent
+// ingest and the live alert feed. Who may do what is decided here, before any handler runs.
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { pino, type Logger } from 'pino';
+import { v7 as uuidv7 } from 'uuid';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { z } from 'zod';
+import { agentFor, bearer, newSecret, secretHash, tokenFor } from './auth.ts';
+import { Ingest, type IngestOptions } from './ingest/index.ts';
+import { LiveFeed } from './live.ts';
+import { ENROLL_PATH, INGEST_PATH, isLoopbackHost, LIVE_PATH, MAX_FRAME_BYTES, STREAM_HEADER, StreamIdSchema } from './protocol/index.ts';
+import type { Agent, Commit, Store } from './store/types.ts';
+
+export interface CollectorOptions {
+  store: Store;
+  host: string;
+  port: number;
+  /** PEM. Required unless `host` is a loopback address. */
+  tls?: { cert: string; key: string };
+  ingest?: Partial<IngestOptions>;
+  /** Where group commits go when not to the store's own connection (a writer thread). */
+  commitMany?: (commits: Commit[]) => Promise<void>;
+  /** Agents are pinged this often; one that has not answered the previous ping is dropped. */
+  pingIntervalMs?: number;
+  /** An agent disconnected this long raises agent_offline. */
+  offlineAfterMs?: number;
+  logger?: Logger;
+}
+
+export interface RunningCollector {
+  /** The base URL agents and tools are given (`https://…` or `http://` on loopback). */
+  url: string;
+  port: number;
+  ingest: Ingest;
+  live: LiveFeed;
+  close(): Promise<void>;
+}
+
+const EnrollBodySchema = z.strictObject({
+  name: z.string().regex(/^[\p{L}\p{N}._ -]{1,128}$/u, 'a name of letters, digits, dot, dash, underscore and space, up to 128').optional(),
+  hostId: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/).optional(),
+});
+
+export class CollectorConfigError extends Error {}
+
+export async function startCollector(options: CollectorOptions): Promise<RunningCollector> {
+  const { store } = options;
+  const logger = options.logger ?? pino({ level: 'silent' });
+  if (!options.tls && !isLoopbackHost(options.host)) {
+    throw new CollectorConfigError(`listening on ${options.host} needs --tls-cert and --tls-key: plain HTTP is only allowed on loopback`);
+  }
+  const live = new LiveFeed();
+  const ingest = new Ingest(store, (agentId, alert) => live.publish(agentId, alert), options.ingest, {
+    onError: (error) => logger.error({ err: error.message }, 'the store refused a group commit; its agents will resend'),
+    ...(options.commitMany ? { commitMany: options.commitMany } : {}),
+  });
+  const app: FastifyInstance = Fastify({ logger: false, bodyLimit: 64 * 1024, ...(options.tls ? { https: options.tls } : {}) }) as unknown as FastifyInstance;
+
+  /** Upgrades refused before any frame, by reason. */
+  const refusals = { unauthorized: 0, badStream: 0, foreignStream: 0 };
+
+  app.get('/api/v1/health', async () => ({ ok: true }));
+
+  app.post(ENROLL_PATH, async (request, reply) => {
+    const token = tokenFor(store, bearer(request.headers.authorization), ['enroll']);
+    if (!token) return reply.code(401).send({ error: 'an active enrollment token is required (Authorization: Bearer …)' });
+    const body = EnrollBodySchema.safeParse(request.body ?? {});
+    if (!body.success) return reply.code(400).send({ error: body.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
+    const key = newSecret('omwk');
+    const agent = store.createAgent({ id: uuidv7(), name: body.data.name ?? 'agent', hostId: body.data.hostId ?? null, keyHash: secretHash(key), enrolledWith: token.id });
+    store.touchToken(token.id, new Date().toISOString());
+    logger.info({ agentId: agent.id, name: agent.name, token: token.id }, 'agent enrolled');
+    // The key is shown this once; only its hash is kept.
+    return reply.code(201).send({ agentId: agent.id, key });
+  });
+
+  app.get('/api/v1/metrics', async (request, reply) => {
+    if (!tokenFor(store, bearer(request.headers.authorization), ['admin'])) return reply.code(401).send({ error: 'an admin token is required' });
+    return { ingest: ingest.counters, refusals, live: live.counters, agentsOnline: online.size, store: store.counts() };
+  });
+
+  // Agent connections: ping/pong finds dead peers; an agent gone for offlineAfterMs raises agent_offline.
+  const pingIntervalMs = options.pingIntervalMs ?? 15_000;
+  const offlineAfterMs = options.offlineAfterMs ?? 90_000;
+  let closing = false;
+  const online = new Map<string, Set<WebSocket>>();
+  const offlineTimers = new Map<string, NodeJS.Timeout>();
+  const alive = new WeakMap<WebSocket, boolean>();
+  const agentSockets = new Set<WebSocket>();
+  const pinger = setInterval(() => {
+    for (const ws of agentSockets) {
+      if (alive.get(ws) === false) {
+        ws.terminate();
+        continue;
+      }
+      alive.set(ws, false);
+      ws.ping();
+    }
+    ingest.sweepGaps();
+  }, pingIntervalMs);
+  pinger.unref();
+
+  const connected = (agent: Agent, ws: WebSocket) => {
+    clearTimeout(offlineTimers.get(agent.id));
+    offlineTimers.delete(agent.id);
+    let sockets = online.get(agent.id);
+    if (!sockets) online.set(agent.id, (sockets = new Set()));
+    sockets.add(ws);
+    agentSockets.add(ws);
+    alive.set(ws, true);
+    ws.on('pong', () => alive.set(ws, true));
+    store.agentSeen(agent.id, new Date().toISOString());
+    ws.on('close', () => {
+      agentSockets.delete(ws);
+      sockets.delete(ws);
+      // Once the collector is closing, the store may be closed too: nothing more is recorded.
+      if (closing) return;
+      store.agentSeen(agent.id, new Date().toISOString());
+      if (sockets.size > 0) return;
+      online.delete(agent.id);
+      const timer = setTimeout(() => {
+        offlineTimers.delete(agent.id);
+        if (online.has(agent.id)) return;
+        const alert = {
+          id: uuidv7(), time: new Date().toISOString(), type: 'agent_offline' as const, agentId: agent.id, stream: null,
+          summary: `agent ${agent.name} (${agent.id}) offline for ${Math.round(offlineAfterMs / 1000)} s`, details: JSON.stringify({ lastSeenAt: store.agent(agent.id)?.lastSeenAt }),
+        };
+        store.addAlert(alert);
+        live.publish(agent.id, { collectorAlert: alert });
+      }, offlineAfterMs);
+      timer.unref();
+      offlineTimers.set(agent.id, timer);
+    });
+  };
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
+  const refuse = (socket: Duplex, status: number, message: string) => {
+    socket.end(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : status === 404 ? 'Not Found' : 'Bad Request'}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n${message}\n`);
+  };
+  app.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = new URL(request.url ?? '/', 'http://collector').pathname;
+    const secret = bearer(request.headers.authorization);
+    if (path === INGEST_PATH) {
+      const agent = agentFor(store, secret);
+      if (!agent) {
+        refusals.unauthorized++;
+        return refuse(socket, 401, 'an enrolled agent key is required (Authorization: Bearer …)');
+      }
+      const stream = StreamIdSchema.safeParse(request.headers[STREAM_HEADER]);
+      if (!stream.success) {
+        refusals.badStream++;
+        return refuse(socket, 400, `header ${STREAM_HEADER} must name the outbox stream`);
+      }
+      const runtime = ingest.open(agent, stream.data);
+      if (!runtime) {
+        refusals.foreignStream++;
+        return refuse(socket, 403, 'that stream belongs to another agent');
+      }
+      wss.handleUpgrade(request, socket, head, (ws) => {
+        connected(agent, ws);
+        ingest.accept(ws, agent, runtime);
+      });
+      return;
+    }
+    if (path === LIVE_PATH) {
+      if (!tokenFor(store, secret, ['analyst', 'admin'])) {
+        refusals.unauthorized++;
+        return refuse(socket, 401, 'an analyst token is required (Authorization: Bearer …)');
+      }
+      wss.handleUpgrade(request, socket, head, (ws) => live.subscribe(ws));
+      return;
+    }
+    refuse(socket, 404, 'no WebSocket here');
+  });
+
+  await app.listen({ host: options.host, port: options.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  const hostPart = options.host.includes(':') ? `[${options.host}]` : options.host;
+  const url = `${options.tls ? 'https' : 'http'}://${hostPart}:${port}`;
+  logger.info({ url }, 'collector listening');
+
+  return {
+    url, port, ingest, live,
+    async close() {
+      closing = true;
+      clearInterval(pinger);
+      for (const timer of offlineTimers.values()) clearTimeout(timer);
+      live.close();
+      const closed = [...wss.clients].map((ws) => new Promise<void>((resolve) => {
+        ws.once('close', () => resolve());
+        ws.close(1001, 'collector stopping');
+        setTimeout(() => ws.terminate(), 1_000).unref();
+      }));
+      await Promise.all(closed);
+      await app.close();
+    },
+  };
+}
