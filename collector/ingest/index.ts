@@ -4,7 +4,7 @@
 import { v7 as uuidv7 } from 'uuid';
 import type WebSocket from 'ws';
 import {
-  BatchFrameSchema, chainHash, CloseCode, isAlert, parseRecord, type WelcomeFrame, type WireRecord,
+  BatchFrameSchema, CloseCode, isAlert, parseRecord, sealRecord, type WelcomeFrame, type WireRecord,
 } from '../protocol/index.ts';
 import type { Agent, CollectorAlert, Commit, Gap, IngestRecord, Store } from '../store/types.ts';
 
@@ -218,7 +218,9 @@ export class Ingest {
         this.counters.duplicates++;
         continue;
       }
-      const computed = chainHash(record as unknown as Record<string, unknown>);
+      // One serialization gives both the hash to check and the body to store (canonical, hash first).
+      const sealed = sealRecord(record as unknown as Record<string, unknown>, { stream: record.stream, seq: record.seq, prev: record.prev });
+      const computed = sealed.hash;
       if (computed !== record.hash) throw this.#broken(runtime, 'hash_mismatch', record.seq, `seq ${record.seq}: hash ${record.hash} but the record hashes to ${computed}`, now);
       if (record.seq === ackedSeq + 1) {
         if (record.prev !== lastHash) throw this.#broken(runtime, 'broken_link', record.seq, `seq ${record.seq}: prev ${record.prev} but seq ${ackedSeq} has hash ${lastHash}`, now);
@@ -231,7 +233,7 @@ export class Ingest {
       }
       ackedSeq = record.seq;
       lastHash = record.hash;
-      rows.push(toRow(record));
+      rows.push(toRow(record, sealed.json));
       fresh.push(record);
       const declaration = declared(record);
       if (declaration) this.#declare(runtime, declaration, gapsDeclared, alerts, now);
@@ -392,7 +394,7 @@ function declared(record: WireRecord): Declaration | undefined {
   return { fromSeq: FromSeq, toSeq: ToSeq, fromPrev: FromPrev, toHash: ToHash };
 }
 
-function toRow(record: WireRecord): IngestRecord {
+function toRow(record: WireRecord, body: string): IngestRecord {
   const alert = isAlert(record);
   const sessionId = alert ? record.sessionId : (record.fields as { SessionId?: unknown }).SessionId;
   return {
@@ -405,7 +407,7 @@ function toRow(record: WireRecord): IngestRecord {
     sessionId: typeof sessionId === 'string' ? sessionId : null,
     hash: record.hash,
     prev: record.prev,
-    body: JSON.stringify(record),
+    body,
   };
 }
 
