@@ -74,6 +74,27 @@ describe('ingest authentication', () => {
     expect((await connect(secrets['admin'], 'stream-x-0001')).status).toBe(401);
   });
 
+  it('closes a connected agent whose key is revoked, at its next frame after the recheck interval', async () => {
+    let now = Date.now();
+    const dir = mkdtempSync(join(tmpdir(), 'omwatch-auth-clock-'));
+    const clocked = openSqliteStore(join(dir, 'collector.db'));
+    const server = await startCollector({ store: clocked, host: '127.0.0.1', port: 0, now: () => now });
+    try {
+      const key = newSecret('omwk');
+      clocked.createAgent({ id: 'ag-r', name: 'r', hostId: null, keyHash: secretHash(key), enrolledWith: 'test' });
+      const ws = new WebSocket(webSocketUrl(server.url, INGEST_PATH), { headers: { authorization: `Bearer ${key}`, [STREAM_HEADER]: 'stream-revoke-1' } });
+      await new Promise((resolve) => ws.once('message', resolve));
+      clocked.revokeAgent('ag-r');
+      now += 6_000;
+      const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+      ws.send(JSON.stringify({ type: 'batch', stream: 'stream-revoke-1', events: [{}] }));
+      expect(await closed).toBe(CloseCode.REVOKED);
+    } finally {
+      await server.close();
+      clocked.close();
+    }
+  });
+
   it('refuses a revoked key', async () => {
     const { agentId, key } = await enrollAgent('revoked');
     expect((await connect(key, 'stream-revoked-1')).status).toBe(101);

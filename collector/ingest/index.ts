@@ -17,6 +17,9 @@ export interface IngestOptions {
   gapDeclarationMs: number;
 }
 
+/** How often a connected agent's key is checked again for revocation, at most. */
+const REVOCATION_CHECK_MS = 5_000;
+
 /** Declarations kept per stream to cover gaps with (the oldest go first). */
 const MAX_DECLARATIONS = 10_000;
 
@@ -42,6 +45,8 @@ export interface IngestCounters {
   chainBroken: number;
   /** Group commits the store refused (their frames were not acked, and are resent). */
   commitFailures: number;
+  /** Connections closed because their agent's key was revoked while connected. */
+  revokedClosed: number;
 }
 
 interface QueuedFrame {
@@ -82,7 +87,7 @@ class Rejection extends Error {
 }
 
 export class Ingest {
-  readonly counters: IngestCounters = { frames: 0, records: 0, duplicates: 0, rejected: {}, throttled: 0, gapsOpened: 0, gapsDeclared: 0, chainBroken: 0, commitFailures: 0 };
+  readonly counters: IngestCounters = { frames: 0, records: 0, duplicates: 0, rejected: {}, throttled: 0, gapsOpened: 0, gapsDeclared: 0, chainBroken: 0, commitFailures: 0, revokedClosed: 0 };
   #queue: QueuedFrame[] = [];
   #flushScheduled = false;
   #committing = false;
@@ -129,8 +134,18 @@ export class Ingest {
     const welcome: WelcomeFrame = { type: 'welcome', stream: runtime.stream, ackedSeq: runtime.ackedSeq };
     ws.send(JSON.stringify(welcome));
     const bucket = { tokens: this.#options.burstRecords, at: this.#now() };
+    let checkedAt = this.#now();
     ws.on('message', (data, isBinary) => {
       if (runtime.connection !== ws) return;
+      // A key revoked (by the CLI, another process) while connected stops being served within seconds.
+      if (this.#now() - checkedAt > REVOCATION_CHECK_MS) {
+        checkedAt = this.#now();
+        if (this.#store.agent(agent.id)?.revokedAt !== null) {
+          this.counters.revokedClosed++;
+          ws.close(CloseCode.REVOKED, 'the agent key was revoked');
+          return;
+        }
+      }
       try {
         const records = this.#frame(data, isBinary, runtime, ws);
         this.#throttle(ws, bucket, records);
