@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AGENT_BIN, cli, COLLECTOR_BIN, createToken, freePort, start, startCollector } from './helpers/delivery.ts';
+import { AGENT_BIN, cli, COLLECTOR_BIN, createToken, freePort, start, startCollector, until } from './helpers/delivery.ts';
 
 const RULE = `title: E2E marker
 id: 5b0e2c1a-0000-4000-8000-00000000e2e1
@@ -73,4 +73,26 @@ describe('omwatch-agent run --data', () => {
       collector.child.kill('SIGKILL');
     }
   }, 120_000);
+
+  it('npm start: a collector and an enrolled agent on this host, an analyst token, and a clean stop', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'omwatch-start-'));
+    const npmStart = start([process.execPath, '--import', 'tsx', new URL('../scripts/start.ts', import.meta.url).pathname], { OMWATCH_DATA: data, OMWATCH_PORT: String(await freePort()) });
+    try {
+      const url = (await npmStart.waitLine(/^\s+collector\s+(\S+)/))[1]!;
+      const token = (await npmStart.waitLine(/^\s+analyst token (\S+)/))[1]!;
+      // The token works for the live feed, and the agent delivers: its start is stored.
+      const tail = start([process.execPath, COLLECTOR_BIN, 'tail', '--url', url, '--token', token], {}, { searchStderr: true });
+      await tail.waitLine(/connected to/);
+      await until('the agent to deliver its first records', () => {
+        const out = cli(COLLECTOR_BIN, ['export', '--data', join(data, 'collector')]).stdout;
+        return out.includes('"Action":"started"');
+      });
+      tail.child.kill('SIGTERM');
+      npmStart.child.kill('SIGINT');
+      expect((await npmStart.exited).code).toBe(0);
+      expect(cli(COLLECTOR_BIN, ['verify', '--data', join(data, 'collector')]).status).toBe(0);
+    } finally {
+      npmStart.child.kill('SIGKILL');
+    }
+  }, 90_000);
 });
