@@ -35,6 +35,14 @@ describe('§1 structure', () => {
     expect(matches(d, { CommandLine: 'run MIMIKATZ.exe now' })).toBe(true);
     expect(matches(d, { Image: '/x', CommandLine: 'clean' })).toBe(false);
   });
+  it('searches keywords in numbers and booleans as written (the scan skips them only when no keyword could occur there)', () => {
+    expect(matches("kw:\n  - '4123'\ncondition: kw", { ProcessId: 941_237 })).toBe(true);
+    expect(matches("kw:\n  - 'e+21'\ncondition: kw", { Size: 1e21 })).toBe(true);
+    expect(matches("kw:\n  - 'nan'\ncondition: kw", { Ratio: Number.NaN })).toBe(true);
+    expect(matches("kw:\n  - 'RU'\ncondition: kw", { Flag: true })).toBe(true);
+    expect(matches("kw:\n  - 'alS'\ncondition: kw", { Flag: false })).toBe(true);
+    expect(matches("kw:\n  - 'x1'\n  - 'truex'\ncondition: kw", { ProcessId: 1, Flag: true })).toBe(false);
+  });
   it('ORs a value list and ANDs it under all', () => {
     expect(matches("sel:\n  CommandLine|contains:\n    - 'a1'\n    - 'b2'\ncondition: sel", { CommandLine: 'xx b2' })).toBe(true);
     expect(matches("sel:\n  CommandLine|contains|all:\n    - 'a1'\n    - 'b2'\ncondition: sel", { CommandLine: 'xx b2' })).toBe(false);

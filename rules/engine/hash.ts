@@ -25,6 +25,24 @@ function word(text: string, i: number): number {
 
 /** 128 bits of MurmurHash3 x86_128 with seed 0, as 32 hex digits. */
 export function hash128(text: string): string {
+  const words = hash128Words(text);
+  return hex8(words[0]!) + hex8(words[1]!) + hex8(words[2]!) + hex8(words[3]!);
+}
+
+const WORDS = new Int32Array(4);
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** Two hex digits of the byte (a table: formatting numbers dominated building an alert id). */
+export function hexByte(byte: number): string {
+  return HEX[byte & 255]!;
+}
+
+export function hex8(h: number): string {
+  return HEX[h >>> 24]! + HEX[(h >>> 16) & 255]! + HEX[(h >>> 8) & 255]! + HEX[h & 255]!;
+}
+
+/** The hash as four 32-bit words (h1..h4), in a buffer reused by the next call. */
+export function hash128Words(text: string): Int32Array {
   let h1 = 0;
   let h2 = 0;
   let h3 = 0;
@@ -76,9 +94,9 @@ export function hash128(text: string): string {
   h2 = (h2 + h1) | 0;
   h3 = (h3 + h1) | 0;
   h4 = (h4 + h1) | 0;
-  return hex(h1) + hex(h2) + hex(h3) + hex(h4);
-}
-
-function hex(h: number): string {
-  return (h >>> 0).toString(16).padStart(8, '0');
+  WORDS[0] = h1;
+  WORDS[1] = h2;
+  WORDS[2] = h3;
+  WORDS[3] = h4;
+  return WORDS;
 }

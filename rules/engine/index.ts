@@ -4,7 +4,7 @@ import type { CompiledRule, Level, RuleMeta } from './compile.ts';
 import { CorrelationState, type Hit } from './correlation.ts';
 import type { LoadResult } from './load.ts';
 import { routeKey, routeKeys } from './routes.ts';
-import { hash128 } from './hash.ts';
+import { hash128Words, hex8, hexByte } from './hash.ts';
 import { EventView, type RuleEvent } from './view.ts';
 import type { FieldSlot } from './literals.ts';
 
@@ -270,6 +270,7 @@ export function alertFor(rule: RuleMeta, event: EngineEvent, eventIds: string[] 
  * at 128 bits they are out of reach; a SHA-256 here cost as much as the rest of building the alert.
  */
 function alertId(ruleId: string, eventIds: string[]): string {
-  const hex = hash128(`${ruleId}\0${eventIds.join('\0')}`);
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${((Number.parseInt(hex.slice(16, 18), 16) & 0x3f) | 0x80).toString(16)}${hex.slice(18, 20)}-${hex.slice(20, 32)}`;
+  const [h1, h2, h3, h4] = hash128Words(`${ruleId}\0${eventIds.join('\0')}`) as unknown as [number, number, number, number];
+  // The 32 hex digits of h1..h4 as a UUID: version 8 in the 13th digit, variant 10 in the 17th.
+  return `${hex8(h1)}-${hexByte(h2 >>> 24)}${hexByte(h2 >>> 16)}-8${hexByte(h2 >>> 8).slice(1)}${hexByte(h2)}-${hexByte(((h3 >>> 24) & 0x3f) | 0x80)}${hexByte(h3 >>> 16)}-${hexByte(h3 >>> 8)}${hexByte(h3)}${hex8(h4)}`;
 }

@@ -19,6 +19,9 @@ interface FieldAutomaton {
   /** Per state: the needles that end here (through dictionary links too); empty for most. */
   out: number[][];
   hasOut: Uint8Array;
+  /** Whether some needle could occur in a number's text, or in `true`/`false`: keyword scans skip such values otherwise. */
+  numbersMayMatch: boolean;
+  booleansMayMatch: boolean;
   needles: string[];
   needleLength: Int32Array;
   /** Per needle n: its tests are `tests[testsFrom[n]]` up to `tests[testsFrom[n + 1]]`, each with its kind. */
@@ -109,9 +112,12 @@ export class FieldSlot {
       let present = false;
       const { fields } = view.event;
       for (const field in fields) {
-        const value = asText(fields[field]);
+        const raw = fields[field];
+        const value = asText(raw);
         if (value === undefined) continue;
         present = true;
+        // A number's or a boolean's text holds no needle made of other characters: not worth a scan.
+        if (typeof raw === 'number' || typeof raw === 'bigint' ? !automaton.numbersMayMatch : typeof raw === 'boolean' && !automaton.booleansMayMatch) continue;
         scan(automaton, value, generation);
       }
       this.#present = present;
@@ -259,10 +265,16 @@ function build(pending: Pending): FieldAutomaton {
     kinds[testsFrom[n]! + k] = KIND_CODES[kind];
   }));
   return {
-    classOf, classes, delta, out, hasOut, needles, needleLength: Int32Array.from(needles, (n) => n.length), testsFrom, tests, kinds,
+    classOf, classes, delta, out, hasOut, needles,
+    numbersMayMatch: needles.some((n) => [...n].every((c) => NUMBER_TEXT_CHARS.has(c))),
+    booleansMayMatch: needles.some((n) => 'true'.includes(n) || 'false'.includes(n)), needleLength: Int32Array.from(needles, (n) => n.length), testsFrom, tests, kinds,
     stamp: new Int32Array(count).fill(-1), held: new Int32Array(count), heldCount: 0,
   };
 }
+
+/** Every character a number's text can hold (String of any number or bigint), lowered as needles are. */
+// Digits, signs, point and exponent, and the letters of Infinity and NaN.
+const NUMBER_TEXT_CHARS = new Set('0123456789-+.einfinitynan');
 
 const CONTAINS = 0;
 const PREFIX = 1;
