@@ -121,7 +121,16 @@ export class Ingest {
     if (!runtime) {
       const state = this.#store.claimStream(stream, agent.id);
       const openGaps = new Map(this.#store.gaps(stream).filter((g) => g.declaredAt === null).map((g) => [g.fromSeq, g]));
-      runtime = { stream, agentId: state.agentId, ackedSeq: state.ackedSeq, lastHash: state.lastHash, pendingSeq: state.ackedSeq, pendingHash: state.lastHash, openGaps, declarations: new Map(), connection: undefined, brokenAlertAt: Number.NEGATIVE_INFINITY };
+      // Declarations stored after an open gap may cover part of it (before a restart): they count too.
+      const declarations = new Map<number, Declaration>();
+      if (openGaps.size > 0) {
+        const after = Math.min(...openGaps.keys());
+        for (const stored of this.#store.records({ stream, category: 'agent', afterSeq: after })) {
+          const d = declared(JSON.parse(stored.body) as WireRecord);
+          if (d) declarations.set(d.fromSeq, d);
+        }
+      }
+      runtime = { stream, agentId: state.agentId, ackedSeq: state.ackedSeq, lastHash: state.lastHash, pendingSeq: state.ackedSeq, pendingHash: state.lastHash, openGaps, declarations, connection: undefined, brokenAlertAt: Number.NEGATIVE_INFINITY };
       this.#streams.set(stream, runtime);
     }
     return runtime.agentId === agent.id ? runtime : undefined;

@@ -593,6 +593,20 @@ export function storeContract(name: string, open: () => Promise<OpenedStore>): v
         expect(keys({ since: '2026-03-01T10:00:03Z' })).toEqual(['b2']);
       });
 
+      it('filters by category and by seq (the tail of a stream)', () => {
+        enroll('ag-a');
+        store.claimStream('stream-a-0001', 'ag-a');
+        const a = new TestChain('stream-a-0001');
+        a.event();
+        a.declare(a.drop(2));
+        a.event();
+        a.declare(a.drop(1));
+        store.commit(a.commit());
+        expect(keys({ stream: 'stream-a-0001', category: 'agent' })).toEqual(['a4', 'a7']);
+        expect(keys({ stream: 'stream-a-0001', category: 'agent', afterSeq: 4 })).toEqual(['a7']);
+        expect(keys({ stream: 'stream-a-0001', afterSeq: 5 })).toEqual(['a7']);
+      });
+
       it('combines filters', () => {
         seed();
         expect(keys({ agentId: 'ag-a', kind: 'event', since: '2026-03-01T10:00:00.400Z' })).toEqual(['a3', 'a4']);

@@ -85,6 +85,10 @@ export interface RecordFilter {
   agentId?: string;
   hostId?: string;
   kind?: 'event' | 'alert';
+  /** Events of this category only. */
+  category?: string;
+  /** Records after this seq only (with `stream`: the tail of a stream). */
+  afterSeq?: number;
   /** ISO times, inclusive since, exclusive until, on the record's own `time` (compared as instants, not as text). */
   since?: string;
   until?: string;

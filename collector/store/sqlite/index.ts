@@ -536,6 +536,14 @@ function recordWhere(filter: RecordFilter): { where: string; params: Record<stri
     conditions.push('kind = @kind');
     params['kind'] = filter.kind;
   }
+  if (filter.category !== undefined) {
+    conditions.push('category = @category');
+    params['category'] = filter.category;
+  }
+  if (filter.afterSeq !== undefined) {
+    conditions.push('seq > @afterSeq');
+    params['afterSeq'] = filter.afterSeq;
+  }
   if (filter.since !== undefined) {
     conditions.push('time_ms >= @since');
     params['since'] = filterTime(filter.since, 'since');
