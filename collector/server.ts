@@ -62,7 +62,7 @@ export async function startCollector(options: CollectorOptions): Promise<Running
   const app: FastifyInstance = Fastify({ logger: false, bodyLimit: 64 * 1024, ...(options.tls ? { https: options.tls } : {}) }) as unknown as FastifyInstance;
 
   /** Upgrades refused before any frame, by reason. */
-  const refusals = { unauthorized: 0, badStream: 0, foreignStream: 0 };
+  const refusals = { unauthorized: 0, badStream: 0, foreignStream: 0, tooManyStreams: 0 };
 
   app.get('/api/v1/health', async () => ({ ok: true }));
 
@@ -157,9 +157,13 @@ export async function startCollector(options: CollectorOptions): Promise<Running
         return refuse(socket, 400, `header ${STREAM_HEADER} must name the outbox stream`);
       }
       const runtime = ingest.open(agent, stream.data);
-      if (!runtime) {
-        refusals.foreignStream++;
-        return refuse(socket, 403, 'that stream belongs to another agent');
+      if ('refused' in runtime) {
+        if (runtime.refused === 'foreign_stream') {
+          refusals.foreignStream++;
+          return refuse(socket, 403, 'that stream belongs to another agent');
+        }
+        refusals.tooManyStreams++;
+        return refuse(socket, 403, 'this agent has as many streams as it may');
       }
       wss.handleUpgrade(request, socket, head, (ws) => {
         connected(agent, ws);

@@ -117,6 +117,32 @@ describe('ingest authentication', () => {
     expect([...store.records({ stream: 'stream-of-a-1' })]).toEqual([]);
   });
 
+  it('refuses an agent more streams than it may have', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'omwatch-auth-streams-'));
+    const capped = openSqliteStore(join(dir, 'collector.db'));
+    const server = await startCollector({ store: capped, host: '127.0.0.1', port: 0, ingest: { maxStreamsPerAgent: 3 } });
+    const original = collector;
+    try {
+      const key = newSecret('omwk');
+      capped.createAgent({ id: 'ag-s', name: 's', hostId: null, keyHash: secretHash(key), enrolledWith: 'test' });
+      collector = server;
+      for (const n of [1, 2, 3]) {
+        const accepted = await connect(key, `stream-many-${n}`);
+        expect(accepted.status).toBe(101);
+        accepted.ws!.close();
+      }
+      expect((await connect(key, 'stream-many-4')).status).toBe(403);
+      // Its existing streams stay open to it.
+      const again = await connect(key, 'stream-many-2');
+      expect(again.status).toBe(101);
+      again.ws!.close();
+    } finally {
+      collector = original;
+      await server.close();
+      capped.close();
+    }
+  });
+
   it('enrolls only with an active enrollment token', async () => {
     for (const secret of [undefined, secrets['analyst'], secrets['admin'], newSecret('omwt')]) {
       const response = await fetch(`${collector.url}/api/v1/enroll`, {

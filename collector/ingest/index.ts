@@ -15,6 +15,8 @@ export interface IngestOptions {
   burstRecords: number;
   /** A gap not declared by a buffer_dropped record within this time raises chain_broken. */
   gapDeclarationMs: number;
+  /** Streams one agent may have. */
+  maxStreamsPerAgent: number;
 }
 
 /** How often a connected agent's key is checked again for revocation, at most. */
@@ -26,7 +28,7 @@ const MAX_DECLARATIONS = 10_000;
 /** Records per group commit, at most (a frame is never split). */
 const MAX_GROUP_RECORDS = 4_000;
 
-export const DEFAULT_INGEST_OPTIONS: IngestOptions = { maxRecordsPerSec: 20_000, burstRecords: 200_000, gapDeclarationMs: 60_000 };
+export const DEFAULT_INGEST_OPTIONS: IngestOptions = { maxRecordsPerSec: 20_000, burstRecords: 200_000, gapDeclarationMs: 60_000, maxStreamsPerAgent: 64 };
 
 /** Why a frame was refused; each is counted. */
 export type RejectReason =
@@ -113,13 +115,19 @@ export class Ingest {
   }
 
   /**
-   * Claims the stream for the agent: undefined if another agent owns it. A stream has one writer: a
-   * new connection for it replaces the old one.
+   * Claims the stream for the agent, or says why not: another agent owns it, or the agent already has
+   * as many streams as it may (a new stream is a new outbox file, which is rare; an enrolled key must
+   * not be able to fill the store with empty ones). A stream has one writer: a new connection for it
+   * replaces the old one.
    */
-  open(agent: Agent, stream: string): StreamRuntime | undefined {
+  open(agent: Agent, stream: string): StreamRuntime | { refused: 'foreign_stream' | 'too_many_streams' } {
     let runtime = this.#streams.get(stream);
     if (!runtime) {
-      const state = this.#store.claimStream(stream, agent.id);
+      const existing = this.#store.stream(stream);
+      if (!existing && this.#store.streams().filter((s) => s.agentId === agent.id).length >= this.#options.maxStreamsPerAgent) {
+        return { refused: 'too_many_streams' };
+      }
+      const state = existing ?? this.#store.claimStream(stream, agent.id);
       const openGaps = new Map(this.#store.gaps(stream).filter((g) => g.declaredAt === null).map((g) => [g.fromSeq, g]));
       // Declarations stored after an open gap may cover part of it (before a restart): they count too.
       const declarations = new Map<number, Declaration>();
@@ -133,7 +141,7 @@ export class Ingest {
       runtime = { stream, agentId: state.agentId, ackedSeq: state.ackedSeq, lastHash: state.lastHash, pendingSeq: state.ackedSeq, pendingHash: state.lastHash, openGaps, declarations, connection: undefined, brokenAlertAt: Number.NEGATIVE_INFINITY };
       this.#streams.set(stream, runtime);
     }
-    return runtime.agentId === agent.id ? runtime : undefined;
+    return runtime.agentId === agent.id ? runtime : { refused: 'foreign_stream' };
   }
 
   /** Serves one agent connection on an opened stream. */
