@@ -77,7 +77,14 @@ async function main(argv: string[]): Promise<number> {
       const host = hostIdentity(config.host.name);
       const runOptions = { rulePaths: values.rules?.length ? values.rules : [DEFAULT_RULES], ...(values.policy ? { policyPath: values.policy } : {}) };
       const delivery = values.stdout ? undefined : startDelivery(values.data ?? DEFAULT_DATA_DIR, config, host, logger);
-      const agent = await runAgent(config, host, logger, delivery?.sink ?? new JsonLinesSink(process.stdout, logger), runOptions);
+      let agent: Awaited<ReturnType<typeof runAgent>>;
+      try {
+        agent = await runAgent(config, host, logger, delivery?.sink ?? new JsonLinesSink(process.stdout, logger), runOptions);
+      } catch (error) {
+        // Delivery started first: stop it, so the process exits and its supervisor sees the failure.
+        await delivery?.stop();
+        throw error;
+      }
       // Sensor timers do not hold the process open; this does, until a signal asks to stop.
       const keepAlive = setInterval(() => {}, 2 ** 30);
       await new Promise<void>((resolve) => {

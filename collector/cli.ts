@@ -82,17 +82,32 @@ async function main(argv: string[]): Promise<number> {
       const dataDir = required('serve', values.data, '--data DIR');
       const store = openStore(dataDir);
       // Inserts run on a thread of their own, beside parsing and checking frames on this one.
-      const writer = new SqliteWriter(join(dataDir, 'collector.db'));
-      await writer.ready();
-      const tls = values['tls-cert'] ? { cert: readFileSync(values['tls-cert'], 'utf8'), key: readFileSync(values['tls-key']!, 'utf8') } : undefined;
-      const collector = await startCollector({
-        store, host: match[1]!.replace(/^\[|\]$/g, ''), port: Number(match[2]), logger, commitMany: (commits) => writer.commitMany(commits), ...(tls ? { tls } : {}),
+      let stopping = false;
+      const writer = new SqliteWriter(join(dataDir, 'collector.db'), {}, (error) => {
+        if (stopping) return;
+        // Without its writer ingest can ack nothing: exit, and let the supervisor restart the collector.
+        logger.fatal({ err: error.message }, 'the SQLite writer thread died');
+        process.exit(1);
       });
+      let collector: Awaited<ReturnType<typeof startCollector>>;
+      try {
+        await writer.ready();
+        const tls = values['tls-cert'] ? { cert: readFileSync(values['tls-cert'], 'utf8'), key: readFileSync(values['tls-key']!, 'utf8') } : undefined;
+        collector = await startCollector({
+          store, host: match[1]!.replace(/^\[|\]$/g, ''), port: Number(match[2]), logger, commitMany: (commits) => writer.commitMany(commits), ...(tls ? { tls } : {}),
+        });
+      } catch (error) {
+        stopping = true;
+        await writer.close();
+        store.close();
+        throw error;
+      }
       console.log(`omwatch-collector listening on ${collector.url}`);
       await new Promise<void>((resolve) => {
         for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve());
       });
       logger.info('stopping');
+      stopping = true;
       await collector.close();
       await writer.close();
       store.close();

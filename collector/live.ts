@@ -18,8 +18,10 @@ export class LiveFeed {
       this.#subscribers.delete(ws);
       this.counters.subscribers = this.#subscribers.size;
     });
-    // Subscribers only listen: anything they send is ignored.
+    // Subscribers only listen: anything they send is ignored; a frame ws refuses (too large, bad UTF-8)
+    // closes that subscriber, never the collector.
     ws.on('message', () => {});
+    ws.on('error', () => {});
   }
 
   publish(agentId: string, alert: Record<string, unknown>): void {

@@ -143,6 +143,9 @@ export async function startCollector(options: CollectorOptions): Promise<Running
     socket.end(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : status === 404 ? 'Not Found' : 'Bad Request'}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n${message}\n`);
   };
   app.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Node drops its own error listener when it hands the socket over: a peer resetting the connection
+    // while it is refused or upgraded must not become an uncaught error.
+    socket.on('error', () => socket.destroy());
     const path = new URL(request.url ?? '/', 'http://collector').pathname;
     const secret = bearer(request.headers.authorization);
     if (path === INGEST_PATH) {

@@ -53,9 +53,13 @@ export function startDelivery(dataDir: string, config: AgentConfig, host: HostId
     sink: new OutboxSink(outbox, logger, (fields) => toEvent({ category: 'agent', timeMs: Date.now(), fields }, host, currentProduct())),
     uplink,
     async stop() {
-      outbox.flush();
-      await uplink.stop();
-      outbox.close();
+      try {
+        outbox.flush();
+      } finally {
+        // Every stop step runs: a flush that fails (disk full) still lets the uplink and the file close.
+        await uplink.stop();
+        outbox.close();
+      }
     },
   };
 }

@@ -183,7 +183,6 @@ export class Uplink extends EventEmitter {
       this.#sentSeq = welcome.data.ackedSeq;
       this.#inFlight = [];
       this.#ready = true;
-      this.#attempt = 0;
       this.stats.connected = true;
       this.#options.logger.info({ ackedSeq: welcome.data.ackedSeq, stream: welcome.data.stream }, 'uplink connected');
       this.emit('welcome', welcome.data.ackedSeq);
@@ -193,6 +192,8 @@ export class Uplink extends EventEmitter {
     }
     const ack = AckFrameSchema.safeParse(value);
     if (ack.success && ws === this.#ws) {
+      // Backoff starts over only once a batch went through: a batch refused at every try keeps backing off.
+      this.#attempt = 0;
       this.#options.outbox.ack(ack.data.seq);
       this.stats.ackedSeq = Math.max(this.stats.ackedSeq, ack.data.seq);
       this.#inFlight = this.#inFlight.filter((seq) => seq > ack.data.seq);

@@ -25,6 +25,9 @@ const REVOCATION_CHECK_MS = 5_000;
 /** Declarations kept per stream to cover gaps with (the oldest go first). */
 const MAX_DECLARATIONS = 10_000;
 
+/** Records a stream may have checked but not committed before its connection stops being read. */
+const MAX_QUEUED_PER_STREAM = 20_000;
+
 /** Records per group commit, at most (a frame is never split). */
 const MAX_GROUP_RECORDS = 4_000;
 
@@ -68,6 +71,9 @@ export interface StreamRuntime {
   ackedSeq: number;
   lastHash: string;
   openGaps: Map<number, Gap>;
+  /** Records checked and queued, not yet committed; past MAX_QUEUED_PER_STREAM the connection is paused. */
+  queued: number;
+  held: boolean;
   /** buffer_dropped declarations seen, by FromSeq, for gaps they cover together. */
   declarations: Map<number, Declaration>;
   /** The high-water mark and hash of what is checked and queued, ahead of what is committed. */
@@ -138,7 +144,7 @@ export class Ingest {
           if (d) declarations.set(d.fromSeq, d);
         }
       }
-      runtime = { stream, agentId: state.agentId, ackedSeq: state.ackedSeq, lastHash: state.lastHash, pendingSeq: state.ackedSeq, pendingHash: state.lastHash, openGaps, declarations, connection: undefined, brokenAlertAt: Number.NEGATIVE_INFINITY };
+      runtime = { stream, agentId: state.agentId, ackedSeq: state.ackedSeq, lastHash: state.lastHash, pendingSeq: state.ackedSeq, pendingHash: state.lastHash, openGaps, declarations, queued: 0, held: false, connection: undefined, brokenAlertAt: Number.NEGATIVE_INFINITY };
       this.#streams.set(stream, runtime);
     }
     return runtime.agentId === agent.id ? runtime : { refused: 'foreign_stream' };
@@ -192,7 +198,14 @@ export class Ingest {
         if (gap.alertedAt !== null || now - Date.parse(gap.openedAt) < this.#options.gapDeclarationMs) continue;
         const alert = collectorAlert('chain_broken', runtime, now, `stream ${runtime.stream}: seqs ${gap.fromSeq}–${gap.toSeq} missing and not declared dropped`, { fromSeq: gap.fromSeq, toSeq: gap.toSeq });
         gap.alertedAt = alert.time;
-        this.#store.markGapAlerted(runtime.stream, gap.fromSeq, alert.time, alert);
+        try {
+          this.#store.markGapAlerted(runtime.stream, gap.fromSeq, alert.time, alert);
+        } catch (error) {
+          // The gap's commit is still queued (or the store failed): tried again at the next sweep.
+          gap.alertedAt = null;
+          this.#onError(error as Error);
+          continue;
+        }
         this.counters.chainBroken++;
         this.#onAlert(runtime.agentId, { collectorAlert: alert });
       }
@@ -244,6 +257,7 @@ export class Ingest {
     const gapsDeclared: number[] = [];
     const alerts: CollectorAlert[] = [];
     const fresh: WireRecord[] = [];
+    const declarationsSeen: Declaration[] = [];
     for (const record of records) {
       if (record.seq <= ackedSeq) {
         // Resent after a lost ack, or replayed: what is stored (or queued) stands.
@@ -258,24 +272,35 @@ export class Ingest {
         if (record.prev !== lastHash) throw this.#broken(runtime, 'broken_link', record.seq, `seq ${record.seq}: prev ${record.prev} but seq ${ackedSeq} has hash ${lastHash}`, now);
       } else {
         // Seqs the agent may have dropped under its byte cap: accepted, to be declared by a buffer_dropped record.
-        const gap = { fromSeq: ackedSeq + 1, toSeq: record.seq - 1, beforeHash: lastHash, afterPrev: record.prev, openedAt: nowIso };
-        gapsOpened.push(gap);
-        runtime.openGaps.set(gap.fromSeq, { ...gap, stream: runtime.stream, declaredAt: null, alertedAt: null });
-        this.counters.gapsOpened++;
+        gapsOpened.push({ fromSeq: ackedSeq + 1, toSeq: record.seq - 1, beforeHash: lastHash, afterPrev: record.prev, openedAt: nowIso });
       }
       ackedSeq = record.seq;
       lastHash = record.hash;
       rows.push(toRow(record, sealed.json));
       fresh.push(record);
       const declaration = declared(record);
-      if (declaration) this.#declare(runtime, declaration, gapsDeclared, alerts, now);
+      if (declaration) declarationsSeen.push(declaration);
     }
+    // The frame is accepted whole (a refusal above throws before this): only now do its gaps and
+    // declarations enter the stream's state, in seq order.
+    for (const gap of gapsOpened) {
+      runtime.openGaps.set(gap.fromSeq, { ...gap, stream: runtime.stream, declaredAt: null, alertedAt: null });
+      this.counters.gapsOpened++;
+    }
+    for (const declaration of declarationsSeen) this.#declare(runtime, declaration, gapsDeclared, alerts, now);
     for (const fromSeq of gapsDeclared) runtime.openGaps.delete(fromSeq);
     runtime.pendingSeq = ackedSeq;
     runtime.pendingHash = lastHash;
     const commit = rows.length > 0 ? { stream: runtime.stream, records: rows, state: { ackedSeq, lastHash }, gapsOpened, gapsDeclared, alerts } : undefined;
     // A frame of duplicates is queued too, so its ack follows the commits queued before it.
     this.#queue.push({ runtime, ws, commit, fresh, alerts });
+    // Bounded: a stream with this much checked but uncommitted stops being read until commits catch up.
+    runtime.queued += rows.length;
+    if (runtime.queued > MAX_QUEUED_PER_STREAM && !runtime.held) {
+      runtime.held = true;
+      this.counters.throttled++;
+      ws.pause();
+    }
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       setImmediate(() => this.#flush());
@@ -320,6 +345,7 @@ export class Ingest {
         runtime.ackedSeq = commit.state.ackedSeq;
         runtime.lastHash = commit.state.lastHash;
         this.counters.records += commit.records.length;
+        this.#release(runtime, commit.records.length);
       }
       if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: 'ack', stream: runtime.stream, seq: runtime.ackedSeq }));
       for (const record of fresh) if (isAlert(record)) this.#onAlert(runtime.agentId, record as unknown as Record<string, unknown>);
@@ -332,6 +358,15 @@ export class Ingest {
    * connection), frames queued after it for those streams are dropped unacked (they build on it), and
    * the connections are closed, so the agents resend from what is stored.
    */
+  /** Commits caught up with a held stream: read it again. */
+  #release(runtime: StreamRuntime, records: number): void {
+    runtime.queued -= records;
+    if (runtime.held && runtime.queued <= MAX_QUEUED_PER_STREAM / 2) {
+      runtime.held = false;
+      runtime.connection?.resume();
+    }
+  }
+
   #failed(queue: QueuedFrame[], error: Error): void {
     this.counters.commitFailures++;
     this.#onError(error);
@@ -339,7 +374,10 @@ export class Ingest {
     this.#queue = this.#queue.filter((entry) => !streams.has(entry.runtime.stream));
     for (const { runtime } of queue) {
       if (this.#streams.get(runtime.stream) === runtime) this.#streams.delete(runtime.stream);
-      runtime.connection?.close(1011, 'the collector could not store this batch; resend');
+      // Forgotten before the close completes: a frame already on the wire must not build on the failed records.
+      const connection = runtime.connection;
+      runtime.connection = undefined;
+      connection?.close(1011, 'the collector could not store this batch; resend');
     }
   }
 
@@ -389,12 +427,9 @@ export class Ingest {
     bucket.at = now;
     if (bucket.tokens >= 0) return;
     this.counters.throttled++;
-    // ws exposes no pause of its own; its net.Socket is the documented-in-source `_socket`.
-    // oxlint-disable-next-line no-underscore-dangle
-    const socket = (ws as unknown as { _socket?: { pause(): void; resume(): void } })._socket;
-    if (!socket) return;
-    socket.pause();
-    setTimeout(() => socket.resume(), Math.ceil((-bucket.tokens * 1000) / maxRecordsPerSec)).unref();
+    // ws.pause() holds reading (its receiver resumes a raw socket paused behind its back).
+    ws.pause();
+    setTimeout(() => ws.resume(), Math.ceil((-bucket.tokens * 1000) / maxRecordsPerSec)).unref();
   }
 }
 
@@ -413,7 +448,7 @@ function coveringRun(declarations: Map<number, Declaration>, gap: { fromSeq: num
   const run = [start];
   while (run.at(-1)!.toSeq < gap.toSeq) {
     const next = declarations.get(run.at(-1)!.toSeq + 1);
-    if (!next) return undefined;
+    if (!next || next.toSeq < next.fromSeq) return undefined;
     run.push(next);
   }
   return run;
@@ -422,7 +457,8 @@ function coveringRun(declarations: Map<number, Declaration>, gap: { fromSeq: num
 function declared(record: WireRecord): Declaration | undefined {
   if (isAlert(record) || record.category !== 'agent' || record.fields.Action !== 'buffer_dropped') return undefined;
   const { FromSeq, ToSeq, FromPrev, ToHash } = record.fields;
-  if (FromSeq === undefined || ToSeq === undefined) return undefined;
+  // An empty or reversed range declares nothing (and would loop a covering run).
+  if (FromSeq === undefined || ToSeq === undefined || ToSeq < FromSeq) return undefined;
   return { fromSeq: FromSeq, toSeq: ToSeq, fromPrev: FromPrev, toHash: ToHash };
 }
 

@@ -10,8 +10,11 @@ export class SqliteWriter {
   readonly #ready: Promise<void>;
   readonly #pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
   #next = 0;
+  /** Set once the thread is gone: every commit from then on fails at once. */
+  #dead: Error | undefined;
 
-  constructor(path: string, options: SqliteStoreOptions = {}) {
+  /** `onDeath` is told once if the thread dies; ingest cannot go on without it. */
+  constructor(path: string, options: SqliteStoreOptions = {}, onDeath: (error: Error) => void = () => {}) {
     // The thread runs TypeScript as the main thread does (its entry registers tsx).
     this.#worker = new Worker(new URL('./writer-thread.js', import.meta.url), { workerData: { path, options } });
     this.#ready = new Promise((resolve, reject) => {
@@ -30,10 +33,15 @@ export class SqliteWriter {
       if (message.error === undefined) pending?.resolve();
       else pending?.reject(new Error(message.error));
     });
-    this.#worker.on('error', (error) => {
+    const died = (error: Error) => {
+      if (this.#dead) return;
+      this.#dead = error;
       for (const pending of this.#pending.values()) pending.reject(error);
       this.#pending.clear();
-    });
+      onDeath(error);
+    };
+    this.#worker.on('error', died);
+    this.#worker.on('exit', (code) => died(new Error(`the SQLite writer thread exited (code ${code})`)));
   }
 
   ready(): Promise<void> {
@@ -43,6 +51,7 @@ export class SqliteWriter {
   /** Resolves once the commits are durable in the database; rejects (and stores nothing) if any fails. */
   async commitMany(commits: readonly Commit[]): Promise<void> {
     await this.#ready;
+    if (this.#dead) throw this.#dead;
     const id = this.#next++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
@@ -51,7 +60,9 @@ export class SqliteWriter {
   }
 
   async close(): Promise<void> {
+    if (this.#dead) return;
+    const exited = new Promise<void>((resolve) => this.#worker.once('exit', () => resolve()));
     this.#worker.postMessage('close');
-    await new Promise<void>((resolve) => this.#worker.once('exit', () => resolve()));
+    await exited;
   }
 }
