@@ -11,6 +11,7 @@ import { GENESIS, INGEST_PATH, LIVE_PATH, MAX_FRAME_BYTES, sealRecord, STREAM_HE
 import { startCollector, type RunningCollector } from '../collector/server.ts';
 import { openSqliteStore } from '../collector/store/sqlite/index.ts';
 import type { Store } from '../collector/store/types.ts';
+import { until } from './helpers/delivery.ts';
 
 let store: Store;
 let collector: RunningCollector;
@@ -102,5 +103,27 @@ describe('ingest robustness', () => {
     ws.send('x'.repeat(MAX_FRAME_BYTES + 1));
     expect(await closed).toBe(1009);
     expect(await healthy()).toBe(true);
+  });
+});
+
+describe('agents online and offline', () => {
+  it('drops an agent that stops answering pings and raises agent_offline once it stays away', async () => {
+    const offlineStore = openSqliteStore(join(mkdtempSync(join(tmpdir(), 'omwatch-offline-')), 'collector.db'));
+    const server = await startCollector({ store: offlineStore, host: '127.0.0.1', port: 0, pingIntervalMs: 100, offlineAfterMs: 300 });
+    try {
+      const agentKey = newSecret('omwk');
+      offlineStore.createAgent({ id: 'ag-quiet', name: 'quiet hmi', hostId: null, keyHash: secretHash(agentKey), enrolledWith: 'test' });
+      // A peer that is there but dead: it never answers a ping.
+      const ws = new WebSocket(webSocketUrl(server.url, INGEST_PATH), { headers: { authorization: `Bearer ${agentKey}`, [STREAM_HEADER]: 'stream-quiet-1' }, autoPong: false });
+      await new Promise((resolve) => ws.once('message', resolve));
+      const dropped = await new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+      expect(dropped).toBe(1006);
+      await until('an agent_offline alert', () => offlineStore.collectorAlerts().find((a) => a.type === 'agent_offline'));
+      const [alert] = offlineStore.collectorAlerts().filter((a) => a.type === 'agent_offline');
+      expect(alert).toMatchObject({ agentId: 'ag-quiet', summary: expect.stringContaining('quiet hmi') });
+    } finally {
+      await server.close();
+      offlineStore.close();
+    }
   });
 });
