@@ -76,6 +76,10 @@ async function main(argv: string[]): Promise<number> {
       const logger = createLogger({ level: values['log-level'] ?? config.log.level });
       const host = hostIdentity(config.host.name);
       const runOptions = { rulePaths: values.rules?.length ? values.rules : [DEFAULT_RULES], ...(values.policy ? { policyPath: values.policy } : {}) };
+      // Listened for from the start: a SIGTERM during start-up waits for it, then stops cleanly.
+      const stopRequested = new Promise<void>((resolve) => {
+        for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve());
+      });
       const delivery = values.stdout ? undefined : startDelivery(values.data ?? DEFAULT_DATA_DIR, config, host, logger);
       let agent: Awaited<ReturnType<typeof runAgent>>;
       try {
@@ -87,9 +91,7 @@ async function main(argv: string[]): Promise<number> {
       }
       // Sensor timers do not hold the process open; this does, until a signal asks to stop.
       const keepAlive = setInterval(() => {}, 2 ** 30);
-      await new Promise<void>((resolve) => {
-        for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve());
-      });
+      await stopRequested;
       clearInterval(keepAlive);
       logger.info('stopping');
       await agent.stop();

@@ -7,7 +7,7 @@ import { EnrollError, loadEnrollment } from '../enroll.ts';
 import { toEvent } from '../events.ts';
 import { currentProduct, type HostIdentity } from '../host.ts';
 import type { Logger } from '../log/index.ts';
-import { openOutbox } from '../outbox/index.ts';
+import { openOutbox, restartStream } from '../outbox/index.ts';
 import { OutboxSink } from '../outbox/sink.ts';
 import { Uplink } from '../uplink/index.ts';
 import type { RecordSink } from './sink.ts';
@@ -36,22 +36,40 @@ export function startDelivery(dataDir: string, config: AgentConfig, host: HostId
   const enrollment = loadEnrollment(dataDir);
   if (!enrollment) throw new EnrollError(`not enrolled: no ${join(dataDir, 'enrollment.json')}; run omwatch-agent enroll --collector URL --token T first`);
   const { delivery } = config;
-  const opened = openOutbox({
+  const outboxOptions = {
     path: join(dataDir, 'outbox.db'), maxBytes: delivery.outboxMaxBytes, retainAckedMs: delivery.retainAckedMs,
     host: { id: host.id, name: host.name }, product: currentProduct(),
-  });
+  };
+  const opened = openOutbox(outboxOptions);
   if (opened.reset) logger.error({ movedTo: opened.reset.movedTo, reason: opened.reset.reason }, 'the outbox was corrupt: set aside, a new stream starts');
-  const { outbox } = opened;
-  const uplink = new Uplink({
-    collectorUrl: enrollment.collectorUrl, key: enrollment.key, outbox, logger: logger.child({ part: 'uplink' }),
-    batchRecords: delivery.batchRecords, maxInFlightBatches: delivery.maxInFlightBatches,
-    ...(enrollment.caPem ? { caPem: enrollment.caPem } : {}),
-  });
-  uplink.start();
+  let { outbox } = opened;
+  const sink = new OutboxSink(outbox, logger, (fields) => toEvent({ category: 'agent', timeMs: Date.now(), fields }, host, currentProduct()));
+  const connect = (): Uplink => {
+    const next = new Uplink({
+      collectorUrl: enrollment.collectorUrl, key: enrollment.key, outbox, logger: logger.child({ part: 'uplink' }),
+      batchRecords: delivery.batchRecords, maxInFlightBatches: delivery.maxInFlightBatches,
+      ...(enrollment.caPem ? { caPem: enrollment.caPem } : {}),
+    });
+    next.once('behind', (collectorSeq: number) => {
+      // The collector is ahead of this outbox (a restored or reverted file): a new stream, then reconnect.
+      const reason = `the collector holds seq ${collectorSeq} of stream ${outbox.stream}, past this outbox's last seq: the file was restored or reverted`;
+      const restarted = restartStream(outbox, outboxOptions, reason);
+      logger.error({ movedTo: restarted.reset?.movedTo, previousStream: outbox.stream, stream: restarted.outbox.stream }, 'the collector is ahead of this outbox: set aside, a new stream starts');
+      outbox = restarted.outbox;
+      sink.use(outbox);
+      void next.stop(0);
+      uplink = connect();
+    });
+    next.start();
+    return next;
+  };
+  let uplink = connect();
   logger.info({ collector: enrollment.collectorUrl, agentId: enrollment.agentId, stream: outbox.stream }, 'delivering to the collector');
   return {
-    sink: new OutboxSink(outbox, logger, (fields) => toEvent({ category: 'agent', timeMs: Date.now(), fields }, host, currentProduct())),
-    uplink,
+    sink,
+    get uplink() {
+      return uplink;
+    },
     async stop() {
       try {
         outbox.flush();

@@ -152,6 +152,22 @@ export function openOutbox(options: OutboxOptions): OpenedOutbox {
   return { outbox, reset: { movedTo: reset.movedTo, reason: reset.reason } };
 }
 
+/**
+ * Ends a stream the collector is ahead of (it holds seqs past this outbox's last: the file was restored
+ * from a backup or a snapshot reverted): the outbox is closed, its file set aside as evidence, and a new
+ * stream begins whose first record says why. Continuing the old stream would have the collector take
+ * the new records for ones it already holds and drop them.
+ */
+export function restartStream(outbox: Outbox, options: OutboxOptions, reason: string): OpenedOutbox {
+  const previousStream = outbox.stream;
+  outbox.close();
+  const settings = settle(options);
+  const movedTo = setAside(settings.path, settings.now(), 'behind');
+  const next = new SqliteOutbox(openDatabase(settings.path, settings.now()), settings);
+  next.declareReset(reason, movedTo, previousStream);
+  return { outbox: next, reset: { movedTo, reason } };
+}
+
 class SqliteOutbox implements Outbox {
   readonly stream: string;
   readonly #db: Database.Database;
@@ -696,11 +712,14 @@ function create(db: Database.Database, now: number): void {
   })();
 }
 
-/** Moves a corrupt file (and its WAL and shared-memory files, which belong to it) to `<path>.corrupt-<time>`. */
-function setAside(path: string, now: number): string {
+/**
+ * Moves a file (and its WAL and shared-memory files, which belong to it) to `<path>.<why>-<time>`:
+ * `corrupt`, or `behind` for an outbox the collector is ahead of.
+ */
+function setAside(path: string, now: number, why: 'corrupt' | 'behind' = 'corrupt'): string {
   const stamp = new Date(now).toISOString().replaceAll(':', '');
-  let movedTo = `${path}.corrupt-${stamp}`;
-  for (let n = 2; existsSync(movedTo); n++) movedTo = `${path}.corrupt-${stamp}-${n}`;
+  let movedTo = `${path}.${why}-${stamp}`;
+  for (let n = 2; existsSync(movedTo); n++) movedTo = `${path}.${why}-${stamp}-${n}`;
   renameSync(path, movedTo);
   for (const suffix of ['-wal', '-shm']) {
     if (existsSync(`${path}${suffix}`)) renameSync(`${path}${suffix}`, `${movedTo}${suffix}`);

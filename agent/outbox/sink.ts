@@ -10,7 +10,7 @@ import type { Outbox } from './types.ts';
 type AgentFields = Extract<OmEvent, { category: 'agent' }>['fields'];
 
 export class OutboxSink implements RecordSink {
-  readonly #outbox: Outbox;
+  #outbox: Outbox;
   readonly #logger: Logger;
   readonly #agentEvent: (fields: AgentFields) => OmEvent;
   #refused = 0;
@@ -19,6 +19,11 @@ export class OutboxSink implements RecordSink {
     this.#outbox = outbox;
     this.#logger = logger;
     this.#agentEvent = agentEvent;
+  }
+
+  /** Writes go to this outbox from now on (a new stream replaced the old one). */
+  use(outbox: Outbox): void {
+    this.#outbox = outbox;
   }
 
   get refused(): number {

@@ -35,7 +35,10 @@ export interface UplinkStats {
   lastError: string | undefined;
 }
 
-/** Emits `welcome` (ackedSeq), `ack` (seq), `connected` and `disconnected` (reason). */
+/**
+ * Emits `welcome` (ackedSeq), `ack` (seq), `connected`, `disconnected` (reason), and `behind` (the
+ * collector's seq) when the collector holds more of the stream than the outbox: it then stops.
+ */
 export class Uplink extends EventEmitter {
   readonly stats: UplinkStats = { connected: false, connects: 0, batchesSent: 0, ackedSeq: 0, lastError: undefined };
   readonly #options: Required<Omit<UplinkOptions, 'caPem'>> & { caPem: string | undefined };
@@ -176,6 +179,16 @@ export class Uplink extends EventEmitter {
       return;
     }
     const welcome = WelcomeFrameSchema.safeParse(value);
+    if (welcome.success && welcome.data.ackedSeq > this.#options.outbox.stats().lastSeq) {
+      // The collector holds more of this stream than the outbox ever wrote: a restored or reverted file.
+      // Nothing is sent (it would be taken for records already held); the owner starts a new stream.
+      this.stats.lastError = `the collector holds seq ${welcome.data.ackedSeq} of stream ${welcome.data.stream}, past this outbox's last seq`;
+      this.#options.logger.error({ collectorSeq: welcome.data.ackedSeq, stream: welcome.data.stream }, 'the collector is ahead of this outbox');
+      this.#stopped = true;
+      ws.close(1000, 'outbox behind the collector');
+      this.emit('behind', welcome.data.ackedSeq);
+      return;
+    }
     if (welcome.success) {
       // The collector holds everything up to ackedSeq: resume after it.
       this.#options.outbox.ack(welcome.data.ackedSeq);
