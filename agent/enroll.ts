@@ -64,7 +64,8 @@ export async function enroll(options: { collectorUrl: string; token: string; caP
   }
   if (status !== 201) {
     const reason = (answer as { error?: unknown } | undefined)?.error;
-    throw new EnrollError(`the collector refused enrollment (HTTP ${status}): ${typeof reason === 'string' ? reason : text.slice(0, 200)}`);
+    // What the server says is data: quoted, so control characters cannot reach the terminal.
+    throw new EnrollError(`the collector refused enrollment (HTTP ${status}): ${JSON.stringify(typeof reason === 'string' ? reason.slice(0, 500) : text.slice(0, 200))}`);
   }
   const parsed = z.strictObject({ agentId: z.string().min(1), key: z.string().min(16) }).safeParse(answer);
   if (!parsed.success) throw new EnrollError('the collector answered enrollment without an agent id and key');

@@ -258,7 +258,14 @@ async function tail(url: string, token: string, caPem: string | undefined, json:
         console.log(text);
         return;
       }
-      const frame = LiveAlertFrameSchema.safeParse(JSON.parse(text));
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        console.error(`omwatch-collector tail: ignored a frame that is not JSON: ${printable(text.slice(0, 200))}`);
+        return;
+      }
+      const frame = LiveAlertFrameSchema.safeParse(value);
       if (!frame.success) return;
       const { alert, agentId } = frame.data;
       const collectorAlert = alert['collectorAlert'] as { time?: string; type?: string; summary?: string } | undefined;
