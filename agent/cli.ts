@@ -12,6 +12,13 @@ import { DEFAULT_DATA_DIR, readCa, startDelivery } from './commands/deliver.ts';
 import { JsonLinesSink } from './commands/sink.ts';
 import { enroll, EnrollError, saveEnrollment } from './enroll.ts';
 import { UplinkConfigError } from './uplink/index.ts';
+import { DEFAULT_SHELL_SOCKET } from './shell/server.ts';
+import { runShellClient } from './shell/client.ts';
+import { DEFAULT_SPOOL_DIR, runSpooledSession, SpoolError } from './shell/spool.ts';
+import { loadPolicy } from './enrich/policy.ts';
+import { DEFAULT_SHELL_POLICY } from './shell/policy.ts';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 
 const USAGE = `usage: omwatch-agent <command> [options]
 
@@ -25,7 +32,14 @@ commands:
                                     in DIR/outbox.db and deliver them to the enrolled collector.
                                     SIGHUP or a file change reloads rules and policy; a broken edit
                                     keeps the previous ones; SIGTERM stops, flushes, and drains
+                                    [--socket PATH] recorded shells connect here (default
+                                    ${DEFAULT_SHELL_SOCKET}, or DIR/shell.sock with --data)
   run --stdout [...]                the same, printing events and alerts as JSON lines instead
+  shell [--ticket ID] [--reason TEXT] [--data DIR | --socket PATH] [--policy FILE] [-c CMD | -- CMD...]
+                                    a recorded shell (or command) through the agent daemon: every byte
+                                    kept, each command line an event, live to the SOC, which may end
+                                    it. Use as a vendor account's login shell or sshd ForceCommand.
+                                    Exits with the shell's exit code
   snapshot [--json] [--config FILE] print what the sensors see now: host, processes, sessions,
                                     services, connections, removable media, sensor health
   rules lint <dir|file>... [--json] check Sigma rule files; exit 1 if any rule does not load
@@ -35,7 +49,7 @@ commands:
   version                           print the version
   help                              print this text
 
-DIR defaults to ${DEFAULT_DATA_DIR}. The log goes to stderr (JSON lines; --log-level LEVEL to change how much).`;
+DIR defaults to ${DEFAULT_DATA_DIR}; the policy file to /etc/omwatch/policy.yml when it exists. The log goes to stderr (JSON lines; --log-level LEVEL to change how much).`;
 
 class UsageError extends Error {}
 
@@ -69,18 +83,25 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
   switch (command) {
     case 'run': {
-      const values = parse('run', args, { stdout: { type: 'boolean' }, data: { type: 'string' }, rules: { type: 'string', multiple: true }, policy: { type: 'string' } });
+      const values = parse('run', args, { stdout: { type: 'boolean' }, data: { type: 'string' }, socket: { type: 'string' }, rules: { type: 'string', multiple: true }, policy: { type: 'string' } });
       if (values.help) return help();
       if (values.stdout && values.data) throw new UsageError('omwatch-agent run: --stdout and --data exclude each other (print, or deliver through the outbox)');
       const config = configFrom(values.config);
       const logger = createLogger({ level: values['log-level'] ?? config.log.level });
       const host = hostIdentity(config.host.name);
-      const runOptions = { rulePaths: values.rules?.length ? values.rules : [DEFAULT_RULES], ...(values.policy ? { policyPath: values.policy } : {}) };
+      const policyPath = values.policy ?? defaultPolicyPath();
       // Listened for from the start: a SIGTERM during start-up waits for it, then stops cleanly.
       const stopRequested = new Promise<void>((resolve) => {
         for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve());
       });
+      // What this process creates (outbox, sockets' folders) is its own; the shell socket is opened up on purpose.
+      process.umask(0o077);
       const delivery = values.stdout ? undefined : startDelivery(values.data ?? DEFAULT_DATA_DIR, config, host, logger);
+      const runOptions = {
+        rulePaths: values.rules?.length ? values.rules : [DEFAULT_RULES], ...(policyPath ? { policyPath } : {}),
+        // Recorded shells need the outbox: with --stdout there is none to keep their recordings.
+        ...(delivery ? { shell: { socketPath: shellSocket(values.data, values.socket), spoolDir: spoolDir(values.data), delivery } } : {}),
+      };
       let agent: Awaited<ReturnType<typeof runAgent>>;
       try {
         agent = await runAgent(config, host, logger, delivery?.sink ?? new JsonLinesSink(process.stdout, logger), runOptions);
@@ -97,6 +118,26 @@ async function main(argv: string[]): Promise<number> {
       await agent.stop();
       await delivery?.stop();
       return 0;
+    }
+    case 'shell': {
+      const dashDash = args.indexOf('--');
+      const own = dashDash === -1 ? args : args.slice(0, dashDash);
+      const values = parse('shell', own, {
+        ticket: { type: 'string' }, reason: { type: 'string' }, data: { type: 'string' }, socket: { type: 'string' }, policy: { type: 'string' },
+        command: { type: 'string', short: 'c' },
+      });
+      if (values.help) return help();
+      const after = dashDash === -1 ? [] : args.slice(dashDash + 1);
+      if (values.command !== undefined && after.length > 0) throw new UsageError('omwatch-agent shell: -c CMD and -- CMD... exclude each other');
+      const toRun = values.command !== undefined ? ['/bin/sh', '-c', values.command] : after.length > 0 ? after : undefined;
+      const policyPath = values.policy ?? defaultPolicyPath();
+      const policy = policyPath ? loadPolicy(policyPath) : undefined;
+      const shellPolicy = policy?.shell ?? DEFAULT_SHELL_POLICY;
+      return runShellClient({
+        socketPath: shellSocket(values.data, values.socket), whenDaemonDown: shellPolicy.whenDaemonDown,
+        spool: (hello) => runSpooledSession(spoolDir(values.data), hello, shellPolicy, policy?.maxSessionMinutes),
+        ...(values.ticket ? { ticket: values.ticket } : {}), ...(values.reason ? { reason: values.reason } : {}), ...(toRun ? { command: toRun } : {}),
+      });
     }
     case 'enroll': {
       const values = parse('enroll', args, { collector: { type: 'string' }, token: { type: 'string' }, ca: { type: 'string' }, data: { type: 'string' }, name: { type: 'string' } });
@@ -151,6 +192,22 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+const DEFAULT_POLICY = '/etc/omwatch/policy.yml';
+
+function defaultPolicyPath(): string | undefined {
+  return existsSync(DEFAULT_POLICY) ? DEFAULT_POLICY : undefined;
+}
+
+/** Where the daemon listens for recorded shells and where the shell looks: the same rule on both sides. */
+function shellSocket(dataDir: string | undefined, socket: string | undefined): string {
+  return socket ?? (dataDir ? join(dataDir, 'shell.sock') : DEFAULT_SHELL_SOCKET);
+}
+
+/** Where shells spool sessions while the daemon is down: the same rule on both sides. */
+function spoolDir(dataDir: string | undefined): string {
+  return dataDir ? join(dataDir, 'spool') : DEFAULT_SPOOL_DIR;
+}
+
 function help(): number {
   console.log(USAGE);
   return 0;
@@ -176,7 +233,7 @@ main(process.argv.slice(2)).then(
     } else if (error instanceof PolicyError) {
       console.error(`omwatch-agent: invalid policy:\n${error.message}`);
       process.exitCode = 2;
-    } else if (error instanceof EnrollError || error instanceof UplinkConfigError) {
+    } else if (error instanceof EnrollError || error instanceof UplinkConfigError || error instanceof SpoolError) {
       console.error(`omwatch-agent: ${error.message}`);
       process.exitCode = 1;
     } else {

@@ -1,6 +1,6 @@
 // The `omwatch-collector` command line. Exit codes: 0 done, 1 failed (or, for verify, a broken chain),
 // 2 the command line is wrong. Secrets are printed once, on the last line, and never logged.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { pino } from 'pino';
@@ -8,12 +8,13 @@ import { v7 as uuidv7 } from 'uuid';
 import { WebSocket } from 'ws';
 import { newSecret, secretHash } from './auth.ts';
 import { exportLines } from './export.ts';
-import { LIVE_PATH, LiveAlertFrameSchema, webSocketUrl } from './protocol/index.ts';
+import { LIVE_PATH, LiveAlertFrameSchema, SESSIONS_PATH, webSocketUrl } from './protocol/index.ts';
 import { CollectorConfigError, startCollector } from './server.ts';
 import { openSqliteStore } from './store/sqlite/index.ts';
 import { SqliteWriter } from './store/sqlite/writer.ts';
 import { ROLES, type Role, type Store } from './store/types.ts';
 import { verifyStore } from './verify.ts';
+import { listSessions, SessionNotFoundError, sessionCast } from './sessions.ts';
 
 const VERSION = '0.1.0';
 
@@ -31,8 +32,18 @@ commands:
   agents revoke ID --data DIR      revoke an agent's key
   tail --url URL --token T [--ca FILE] [--json]
                           print alerts as they arrive (analyst token)
-  export --data DIR [--since T] [--until T] [--host H] [--format jsonl]
+  export --data DIR [--since T] [--until T] [--host H] [--session ID] [--format jsonl]
                           write stored events and alerts as JSON lines
+  export --data DIR --session ID --format asciicast [--out FILE]
+                          write a recorded shell session as an asciicast v2 file (asciinema play);
+                          exit 1, naming them, if chunks of the recording are missing
+  sessions --data DIR [--json]
+                          list recorded shell sessions: id, host, user, ticket, start, end, state
+  sessions live --url URL --token T [--ca FILE] [--json]
+                          list the recorded shells live now (analyst token)
+  sessions kill ID --url URL --token T [--ca FILE]
+                          end a live recorded shell; the agent ends it within a second and records
+                          who ended it (analyst token)
   verify --data DIR       recompute every stream's hash chain; print the first broken record of
                           each stream; exit 1 if any is broken
   version | help`;
@@ -187,9 +198,18 @@ async function main(argv: string[]): Promise<number> {
       return tail(required('tail', values.url, '--url URL'), token, values.ca ? readFileSync(values.ca, 'utf8') : undefined, Boolean(values.json));
     }
     case 'export': {
-      const { values } = parse('export', args, { data: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' }, host: { type: 'string' }, format: { type: 'string' } });
+      const { values } = parse('export', args, {
+        data: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' }, host: { type: 'string' }, format: { type: 'string' },
+        session: { type: 'string' }, out: { type: 'string' },
+      });
       if (values.help) return help();
-      if ((values.format ?? 'jsonl') !== 'jsonl') throw new UsageError(`omwatch-collector export: --format must be jsonl, got ${JSON.stringify(values.format)}`);
+      const format = values.format ?? 'jsonl';
+      if (format !== 'jsonl' && format !== 'asciicast') throw new UsageError(`omwatch-collector export: --format must be jsonl or asciicast, got ${JSON.stringify(values.format)}`);
+      if (format === 'asciicast') {
+        const session = required('export --format asciicast', values.session, '--session ID');
+        return exportCast(required('export', values.data, '--data DIR'), session, values.out);
+      }
+      if (values.out !== undefined) throw new UsageError('omwatch-collector export: --out is for --format asciicast; JSON lines go to stdout');
       for (const flag of ['since', 'until'] as const) {
         const value = values[flag];
         if (value !== undefined && Number.isNaN(Date.parse(value))) throw new UsageError(`omwatch-collector export: --${flag} must be an ISO time, got ${JSON.stringify(value)}`);
@@ -201,6 +221,7 @@ async function main(argv: string[]): Promise<number> {
           ...(values.since ? { since: new Date(values.since).toISOString() } : {}),
           ...(values.until ? { until: new Date(values.until).toISOString() } : {}),
           ...(values.host ? { hostId: values.host } : {}),
+          ...(values.session ? { sessionId: values.session } : {}),
         };
         for (const line of exportLines(store, filter)) {
           if (!process.stdout.write(`${line}\n`)) await new Promise((resolve) => process.stdout.once('drain', resolve));
@@ -209,6 +230,38 @@ async function main(argv: string[]): Promise<number> {
         store.close();
       }
       return 0;
+    }
+    case 'sessions': {
+      const { values, positionals } = parse('sessions', args, { data: { type: 'string' }, json: { type: 'boolean' }, url: { type: 'string' }, token: { type: 'string' }, ca: { type: 'string' } });
+      if (values.help) return help();
+      const [sub, id, ...extra] = positionals;
+      if (sub === 'live' || sub === 'kill') {
+        if (extra.length > 0 || (sub === 'live' && id !== undefined)) throw new UsageError(`omwatch-collector sessions ${sub}: unexpected '${extra[0] ?? id}'`);
+        const token = values.token ?? process.env['OMWATCH_TOKEN'];
+        if (!token) throw new UsageError(`omwatch-collector sessions ${sub}: --token T (or OMWATCH_TOKEN) is required`);
+        const target = { url: required(`sessions ${sub}`, values.url, '--url URL'), token, caPem: values.ca ? readFileSync(values.ca, 'utf8') : undefined };
+        if (sub === 'live') return liveSessions(target, Boolean(values.json));
+        return killSession(target, required('sessions kill', id, 'the session ID'));
+      }
+      if (sub !== undefined) throw new UsageError(`omwatch-collector sessions: unknown subcommand '${sub}' (live or kill)`);
+      const store = openStore(required('sessions', values.data, '--data DIR'));
+      try {
+        const sessions = listSessions(store);
+        if (values.json) {
+          for (const session of sessions) console.log(JSON.stringify(session));
+        } else {
+          console.log(table([
+            ['ID', 'HOST', 'USER', 'TICKET', 'START', 'END', 'STATE'],
+            ...sessions.map((s) => [
+              s.id, printable(s.host), printable(s.user ?? '-'), printable(s.ticket ?? '-'), s.start, s.end ?? '-',
+              `${s.state}${s.endedBy && s.endedBy !== 'exit' ? ` (${printable(s.endedBy)})` : ''}${s.flagged ? ' flagged' : ''}`,
+            ]),
+          ]));
+        }
+        return 0;
+      } finally {
+        store.close();
+      }
     }
     case 'verify': {
       const { values } = parse('verify', args, { data: { type: 'string' }, json: { type: 'boolean' } });
@@ -238,6 +291,62 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(`omwatch-collector: unknown command '${command}'`);
   }
+}
+
+interface ApiTarget {
+  url: string;
+  token: string;
+  caPem: string | undefined;
+}
+
+/** One call to the collector's HTTP API; the CA, when given, is the only one trusted. */
+async function callApi(target: ApiTarget, method: 'GET' | 'POST', path: string): Promise<{ status: number; body: unknown }> {
+  const url = new URL(path.replace(/^\//, ''), target.url.endsWith('/') ? target.url : `${target.url}/`);
+  const { request } = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, headers: { authorization: `Bearer ${target.token}` }, timeout: 10_000, ...(target.caPem ? { ca: target.caPem } : {}) }, (response) => {
+      let text = '';
+      response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      response.on('end', () => {
+        let body: unknown = text;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          // Kept as text.
+        }
+        resolve({ status: response.statusCode ?? 0, body });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer in 10 s')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function apiError(body: unknown): string {
+  return printable(typeof body === 'object' && body !== null && 'error' in body ? (body as { error: unknown }).error : body);
+}
+
+async function liveSessions(target: ApiTarget, json: boolean): Promise<number> {
+  const { status, body } = await callApi(target, 'GET', `${SESSIONS_PATH}/live`);
+  if (status !== 200) {
+    console.error(`omwatch-collector sessions live: HTTP ${status}: ${apiError(body)}`);
+    return 1;
+  }
+  const live = (body as { sessions: Array<{ sessionId: string; agentId: string; user: string; startedAt: string }> }).sessions;
+  if (json) for (const s of live) console.log(JSON.stringify(s));
+  else console.log(table([['ID', 'AGENT', 'USER', 'STARTED'], ...live.map((s) => [printable(s.sessionId), printable(s.agentId), printable(s.user), printable(s.startedAt)])]));
+  return 0;
+}
+
+async function killSession(target: ApiTarget, id: string): Promise<number> {
+  const { status, body } = await callApi(target, 'POST', `${SESSIONS_PATH}/${encodeURIComponent(id)}/kill`);
+  if (status !== 202) {
+    console.error(`omwatch-collector sessions kill: HTTP ${status}: ${apiError(body)}`);
+    return 1;
+  }
+  console.log(`asked the agent to end session ${printable(id)}; its end event records who ended it`);
+  return 0;
 }
 
 async function tail(url: string, token: string, caPem: string | undefined, json: boolean): Promise<number> {
@@ -280,6 +389,29 @@ async function tail(url: string, token: string, caPem: string | undefined, json:
     ws.on('close', () => resolve(0));
     for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => ws.close());
   });
+}
+
+/** Writes a session's recording as asciicast v2; exit 1 when chunks are missing (the file would look whole). */
+function exportCast(dataDir: string, sessionId: string, out: string | undefined): number {
+  const store = openStore(dataDir);
+  let result: ReturnType<typeof sessionCast>;
+  try {
+    result = sessionCast(store, sessionId);
+  } catch (error) {
+    if (!(error instanceof SessionNotFoundError)) throw error;
+    console.error(`omwatch-collector: ${printable(error.message)}`);
+    return 1;
+  } finally {
+    store.close();
+  }
+  if (out) writeFileSync(out, result.cast, { mode: 0o600 });
+  else process.stdout.write(result.cast);
+  if (!result.ended) console.error(`omwatch-collector: session ${sessionId} has no end stored yet (live, or its agent has not delivered it): the recording may continue`);
+  if (result.missing.length > 0) {
+    console.error(`omwatch-collector: session ${sessionId}: recording chunks ${result.missing.join(', ')} are not in the store (dropped by the agent's buffer or not yet delivered); the file lacks them`);
+    return 1;
+  }
+  return 0;
 }
 
 function help(): number {

@@ -10,7 +10,10 @@ import { z } from 'zod';
 import { agentFor, bearer, newSecret, secretHash, tokenFor } from './auth.ts';
 import { Ingest, type IngestOptions } from './ingest/index.ts';
 import { LiveFeed } from './live.ts';
-import { ENROLL_PATH, INGEST_PATH, isLoopbackHost, LIVE_PATH, MAX_FRAME_BYTES, STREAM_HEADER, StreamIdSchema } from './protocol/index.ts';
+import {
+  ENROLL_PATH, INGEST_PATH, isLoopbackHost, LIVE_PATH, MAX_FRAME_BYTES, SESSION_LIVE_PATH, SessionIdSchema, SESSIONS_PATH, STREAM_HEADER, StreamIdSchema,
+} from './protocol/index.ts';
+import { LiveSessions } from './sessions.ts';
 import type { Agent, Commit, Store } from './store/types.ts';
 
 export interface CollectorOptions {
@@ -37,6 +40,7 @@ export interface RunningCollector {
   port: number;
   ingest: Ingest;
   live: LiveFeed;
+  sessions: LiveSessions;
   close(): Promise<void>;
 }
 
@@ -54,7 +58,9 @@ export async function startCollector(options: CollectorOptions): Promise<Running
     throw new CollectorConfigError(`listening on ${options.host} needs --tls-cert and --tls-key: plain HTTP is only allowed on loopback`);
   }
   const live = new LiveFeed();
+  const sessions = new LiveSessions();
   const ingest = new Ingest(store, (agentId, alert) => live.publish(agentId, alert), options.ingest, {
+    onSessionFrame: (agentId, ws, frame) => (frame.type === 'pty' ? sessions.relay(agentId, frame) : sessions.announce(agentId, ws, frame)),
     onError: (error) => logger.error({ err: error.message }, 'the store refused a group commit; its agents will resend'),
     ...(options.now ? { now: options.now } : {}),
     ...(options.commitMany ? { commitMany: options.commitMany } : {}),
@@ -82,6 +88,22 @@ export async function startCollector(options: CollectorOptions): Promise<Running
   app.get('/api/v1/metrics', async (request, reply) => {
     if (!tokenFor(store, bearer(request.headers.authorization), ['admin'])) return reply.code(401).send({ error: 'an admin token is required' });
     return { ingest: ingest.counters, refusals, live: live.counters, agentsOnline: online.size, store: store.counts() };
+  });
+
+  // Recorded shells: the live ones, and ending one. An analyst's kill is recorded by the agent, by name.
+  app.get(`${SESSIONS_PATH}/live`, async (request, reply) => {
+    if (!tokenFor(store, bearer(request.headers.authorization), ['analyst'])) return reply.code(401).send({ error: 'an analyst token is required' });
+    return { sessions: sessions.live() };
+  });
+  app.post<{ Params: { id: string } }>(`${SESSIONS_PATH}/:id/kill`, async (request, reply) => {
+    const token = tokenFor(store, bearer(request.headers.authorization), ['analyst']);
+    if (!token) return reply.code(401).send({ error: 'an analyst token is required (Authorization: Bearer …)' });
+    const id = SessionIdSchema.safeParse(request.params.id);
+    if (!id.success) return reply.code(400).send({ error: 'not a session id' });
+    store.touchToken(token.id, new Date().toISOString());
+    if (!sessions.kill(id.data, `analyst:${token.name}`)) return reply.code(404).send({ error: `session ${id.data} is not live on a connected agent` });
+    logger.warn({ sessionId: id.data, by: token.name }, 'session kill sent');
+    return reply.code(202).send({ sessionId: id.data, by: `analyst:${token.name}` });
   });
 
   // Agent connections: ping/pong finds dead peers; an agent gone for offlineAfterMs raises agent_offline.
@@ -182,6 +204,16 @@ export async function startCollector(options: CollectorOptions): Promise<Running
       wss.handleUpgrade(request, socket, head, (ws) => live.subscribe(ws));
       return;
     }
+    if (path === SESSION_LIVE_PATH) {
+      if (!tokenFor(store, secret, ['analyst'])) {
+        refusals.unauthorized++;
+        return refuse(socket, 401, 'an analyst token is required (Authorization: Bearer …)');
+      }
+      const id = SessionIdSchema.safeParse(new URL(request.url ?? '/', 'http://collector').searchParams.get('id'));
+      if (!id.success) return refuse(socket, 400, 'name the session: ?id=SESSION');
+      wss.handleUpgrade(request, socket, head, (ws) => sessions.watch(id.data, ws));
+      return;
+    }
     refuse(socket, 404, 'no WebSocket here');
   });
 
@@ -193,12 +225,13 @@ export async function startCollector(options: CollectorOptions): Promise<Running
   logger.info({ url }, 'collector listening');
 
   return {
-    url, port, ingest, live,
+    url, port, ingest, live, sessions,
     async close() {
       closing = true;
       clearInterval(pinger);
       for (const timer of offlineTimers.values()) clearTimeout(timer);
       live.close();
+      sessions.close();
       const closed = [...wss.clients].map((ws) => new Promise<void>((resolve) => {
         ws.once('close', () => resolve());
         ws.close(1001, 'collector stopping');

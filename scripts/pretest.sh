@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # Debian packages the test suite needs; later issues add theirs here (postgresql, chromium, iptables, …).
-PACKAGES="openssh-server openssh-client tigervnc-standalone-server"
+PACKAGES="openssh-server openssh-client tigervnc-standalone-server asciinema"
 
 # The file a package must have put in place, where dpkg's word alone is not enough; empty = trust dpkg.
 probe_file() {
@@ -12,6 +12,7 @@ probe_file() {
     openssh-server) echo /usr/sbin/sshd ;;
     openssh-client) echo /usr/bin/ssh ;;
     tigervnc-standalone-server) echo /usr/bin/Xtigervnc ;;
+    asciinema) echo /usr/bin/asciinema ;;
     *) echo "" ;;
   esac
 }
@@ -21,6 +22,7 @@ tests_needing() {
   case "$1" in
     openssh-server | openssh-client) echo "SSH integration tests (test/helpers/sshd.ts)" ;;
     tigervnc-standalone-server) echo "the VNC session test (test/vnc-session.test.ts)" ;;
+    asciinema) echo "the recording playback check (test/shell.test.ts)" ;;
     *) echo "tests that need $1" ;;
   esac
 }

@@ -48,6 +48,8 @@ omwatch is running on this host.
   agents        node bin/omwatch-collector.js agents --data ${collectorData}
   export        node bin/omwatch-collector.js export --data ${collectorData}
   verify        node bin/omwatch-collector.js verify --data ${collectorData}
+  recorded shell node bin/omwatch-agent.js shell --data ${agentData}
+  sessions      node bin/omwatch-collector.js sessions --data ${collectorData}
 
 Ctrl-C stops both.`);
 

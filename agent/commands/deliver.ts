@@ -10,6 +10,7 @@ import type { Logger } from '../log/index.ts';
 import { openOutbox, restartStream } from '../outbox/index.ts';
 import { OutboxSink } from '../outbox/sink.ts';
 import { Uplink } from '../uplink/index.ts';
+import type { PtyFrame, SessionKillFrame, SessionsFrame } from '../../collector/protocol/index.ts';
 import type { RecordSink } from './sink.ts';
 
 export const DEFAULT_DATA_DIR = '/var/lib/omwatch';
@@ -17,6 +18,13 @@ export const DEFAULT_DATA_DIR = '/var/lib/omwatch';
 export interface Delivery {
   sink: RecordSink;
   uplink: Uplink;
+  /** Relays a live session's output to the collector (best effort). */
+  live(frame: PtyFrame): void;
+  /** Tells the collector which recorded shells are live (where its kills go). */
+  setSessions(live: SessionsFrame['live']): void;
+  onKill(handler: (frame: SessionKillFrame) => void): void;
+  /** True while the outbox is near its cap with undelivered rows: a recording is then behind. */
+  recordingBehind(): boolean;
   /** Flushes the outbox, lets in-flight batches be acked (briefly), closes. */
   stop(): Promise<void>;
 }
@@ -43,6 +51,8 @@ export function startDelivery(dataDir: string, config: AgentConfig, host: HostId
   const opened = openOutbox(outboxOptions);
   if (opened.reset) logger.error({ movedTo: opened.reset.movedTo, reason: opened.reset.reason }, 'the outbox was corrupt: set aside, a new stream starts');
   let { outbox } = opened;
+  let sessions: SessionsFrame['live'] = [];
+  let onKill: ((frame: SessionKillFrame) => void) | undefined;
   const sink = new OutboxSink(outbox, logger, (fields) => toEvent({ category: 'agent', timeMs: Date.now(), fields }, host, currentProduct()));
   const connect = (): Uplink => {
     const next = new Uplink({
@@ -60,6 +70,8 @@ export function startDelivery(dataDir: string, config: AgentConfig, host: HostId
       void next.stop(0);
       uplink = connect();
     });
+    next.on('kill', (frame: SessionKillFrame) => onKill?.(frame));
+    next.setSessions(sessions);
     next.start();
     return next;
   };
@@ -69,6 +81,18 @@ export function startDelivery(dataDir: string, config: AgentConfig, host: HostId
     sink,
     get uplink() {
       return uplink;
+    },
+    live: (frame) => uplink.sendLive(frame),
+    setSessions(live) {
+      sessions = live;
+      uplink.setSessions(live);
+    },
+    onKill(handler) {
+      onKill = handler;
+    },
+    recordingBehind() {
+      const stats = outbox.stats();
+      return stats.bytes >= delivery.outboxMaxBytes * 0.8 && stats.unacked >= stats.rows / 2;
     },
     async stop() {
       try {

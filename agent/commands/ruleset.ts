@@ -60,6 +60,7 @@ export class RuleSet {
     if (this.#options.policyPath) {
       try {
         this.judge = new PolicyJudge(loadPolicy(this.#options.policyPath), this.#options.hostName);
+        logger.info({ policy: this.#options.policyPath }, 'policy loaded');
       } catch (error) {
         logger.error({ policy: this.#options.policyPath }, `policy reload refused, keeping the previous policy: ${(error as Error).message}`);
       }

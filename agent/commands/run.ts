@@ -12,6 +12,8 @@ import { SessionRegistry } from '../sensors/sessions/registry.ts';
 import { createEnricher } from '../enrich/index.ts';
 import { RuleSet } from './ruleset.ts';
 import type { RecordSink } from './sink.ts';
+import { ShellServer } from '../shell/server.ts';
+import type { Delivery } from './deliver.ts';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -23,6 +25,8 @@ export interface RunningAgent {
 export interface RunOptions {
   rulePaths: string[];
   policyPath?: string;
+  /** Serve recorded shells on this socket, delivering their records and live output through `delivery`. */
+  shell?: { socketPath: string; spoolDir: string; delivery: Pick<Delivery, 'live' | 'setSessions' | 'onKill' | 'recordingBehind'> };
 }
 
 export async function runAgent(config: AgentConfig, host: HostIdentity, logger: Logger, sink: RecordSink, options: RunOptions): Promise<RunningAgent> {
@@ -62,11 +66,36 @@ export async function runAgent(config: AgentConfig, host: HostIdentity, logger: 
       agentEvent({ Action: health.state === 'unavailable' ? 'sensor_unavailable' : 'sensor_error', Sensor: health.name, Message: health.reason ?? health.state });
     }
   }
+  let shell: ShellServer | undefined;
+  if (options.shell) {
+    const { delivery } = options.shell;
+    shell = new ShellServer({
+      socketPath: options.shell.socketPath, spoolDir: options.shell.spoolDir, judge: () => rules.judge, emit,
+      // Recording chunks are evidence, not observations: no rule reads them, straight to the outbox.
+      record: (observation) => sink.write(toEvent(observation, host, product)),
+      live: (frame) => delivery.live(frame), recordingBehind: () => delivery.recordingBehind(),
+      logger: logger.child({ part: 'shell' }),
+    });
+    const server = shell;
+    server.onChange(() => delivery.setSessions(server.live()));
+    delivery.onKill(({ sessionId, by }) => {
+      if (!server.kill(sessionId, by)) logger.warn({ sessionId, by }, 'kill for a session that is not live here');
+    });
+    try {
+      await shell.start();
+    } catch (error) {
+      // Sessions are then refused by the shell (strict) or spooled: the agent's other work goes on.
+      shell = undefined;
+      logger.error({ err: (error as Error).message, socket: options.shell.socketPath }, 'recorded shell: cannot listen');
+      agentEvent({ Action: 'sensor_error', Sensor: 'shell', Message: `cannot listen on ${options.shell.socketPath}: ${(error as Error).message}` });
+    }
+  }
   logger.info({ host: host.name, sensors: sensors.ordered.map((s) => s.name) }, 'agent running');
 
   return {
     async stop() {
       process.off('SIGHUP', onHangup);
+      await shell?.stop();
       rules.close();
       for (const sensor of sensors.ordered.toReversed()) {
         try {

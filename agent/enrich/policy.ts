@@ -33,6 +33,27 @@ const WindowSchema = z.strictObject({
   dated: z.strictObject({ start: localDateTime, end: localDateTime }).optional(),
 }).refine((w) => (w.weekly === undefined) !== (w.dated === undefined), 'a window is either weekly or dated');
 
+/** The recorded shell (`omwatch-agent shell`): its gate, recording and limits. */
+export const ShellPolicySchema = z.strictObject({
+  /** The agent daemon cannot be reached: refuse the shell (strict), or record to the spool (best effort). */
+  whenDaemonDown: z.enum(['refuse', 'spool']).default('refuse'),
+  /** A session the gate says no to (ticket missing or invalid, outside the windows): refused, or started flagged. */
+  gate: z.enum(['refuse', 'flag']).default('refuse'),
+  /** Only inside a maintenance window (with `gate`). */
+  requireMaintenanceWindow: z.boolean().default(false),
+  /** Record what is typed too (`i` events), though never what the terminal does not show back. */
+  recordInput: z.boolean().default(false),
+  /** No input for this long ends the session (after a warning). */
+  idleMinutes: z.number().positive().optional(),
+  /** Idle and length limits warn this long before they end a session. */
+  warnBeforeSeconds: z.number().nonnegative().default(60),
+  /** The recording cannot keep up (the outbox is near its cap): slow the session down, or end it. */
+  onRecordingBehind: z.enum(['throttle', 'end']).default('throttle'),
+  /** The shell the session runs; bash reports each command line (other shells: the recording only). */
+  program: z.string().startsWith('/').default('/bin/bash'),
+});
+export type ShellPolicy = z.infer<typeof ShellPolicySchema>;
+
 export const PolicySchema = z.strictObject({
   /** The time zone windows are written in, unless a window names its own. */
   timezone: timeZone.default('UTC'),
@@ -44,6 +65,7 @@ export const PolicySchema = z.strictObject({
   approvedAccounts: z.array(z.string().min(1)).optional(),
   ticket: z.strictObject({ required: z.boolean().default(false), pattern: z.string().optional() }).prefault({}),
   maxSessionMinutes: z.number().positive().optional(),
+  shell: ShellPolicySchema.prefault({}),
 });
 
 export type Policy = z.infer<typeof PolicySchema>;

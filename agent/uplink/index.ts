@@ -3,7 +3,8 @@
 import { EventEmitter } from 'node:events';
 import { WebSocket } from 'ws';
 import {
-  AckFrameSchema, INGEST_PATH, isLoopbackHost, MAX_FRAME_BYTES, STREAM_HEADER, webSocketUrl, WelcomeFrameSchema,
+  AckFrameSchema, INGEST_PATH, isLoopbackHost, MAX_FRAME_BYTES, SessionKillFrameSchema, STREAM_HEADER, webSocketUrl, WelcomeFrameSchema,
+  type PtyFrame, type SessionsFrame,
 } from '../../collector/protocol/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { Outbox } from '../outbox/types.ts';
@@ -27,20 +28,26 @@ export interface UplinkOptions {
 
 export class UplinkConfigError extends Error {}
 
+/** Live session output is best effort: past this much unsent data it is dropped (the recording has it all). */
+const LIVE_MAX_BUFFERED_BYTES = 1024 * 1024;
+
 export interface UplinkStats {
   connected: boolean;
   connects: number;
   batchesSent: number;
   ackedSeq: number;
   lastError: string | undefined;
+  /** Live session output frames not sent because the connection was down or behind. */
+  liveDropped: number;
 }
 
 /**
- * Emits `welcome` (ackedSeq), `ack` (seq), `connected`, `disconnected` (reason), and `behind` (the
- * collector's seq) when the collector holds more of the stream than the outbox: it then stops.
+ * Emits `welcome` (ackedSeq), `ack` (seq), `connected`, `disconnected` (reason), `behind` (the
+ * collector's seq) when the collector holds more of the stream than the outbox: it then stops; and
+ * `kill` (a SessionKillFrame) when the collector asks to end a recorded shell session.
  */
 export class Uplink extends EventEmitter {
-  readonly stats: UplinkStats = { connected: false, connects: 0, batchesSent: 0, ackedSeq: 0, lastError: undefined };
+  readonly stats: UplinkStats = { connected: false, connects: 0, batchesSent: 0, ackedSeq: 0, lastError: undefined, liveDropped: 0 };
   readonly #options: Required<Omit<UplinkOptions, 'caPem'>> & { caPem: string | undefined };
   readonly #url: URL;
   #ws: WebSocket | undefined;
@@ -51,6 +58,7 @@ export class Uplink extends EventEmitter {
   #retry: NodeJS.Timeout | undefined;
   #pinger: NodeJS.Timeout | undefined;
   #stopped = false;
+  #sessions: SessionsFrame['live'] = [];
 
   constructor(options: UplinkOptions) {
     super();
@@ -68,6 +76,29 @@ export class Uplink extends EventEmitter {
 
   start(): void {
     this.#connect();
+  }
+
+  /** The live recorded-shell sessions, told to the collector now and after every reconnect. */
+  setSessions(live: SessionsFrame['live']): void {
+    this.#sessions = live;
+    this.#sendSessions();
+  }
+
+  /** Relays a live session's output; dropped (and counted) while the connection is down or behind. */
+  sendLive(frame: PtyFrame): void {
+    const ws = this.#ws;
+    if (!ws || !this.#ready || ws.readyState !== WebSocket.OPEN || ws.bufferedAmount > LIVE_MAX_BUFFERED_BYTES) {
+      this.stats.liveDropped++;
+      return;
+    }
+    ws.send(JSON.stringify(frame));
+  }
+
+  #sendSessions(): void {
+    const ws = this.#ws;
+    if (!ws || !this.#ready || ws.readyState !== WebSocket.OPEN) return;
+    const frame: SessionsFrame = { type: 'sessions', live: this.#sessions };
+    ws.send(JSON.stringify(frame));
   }
 
   /** Stops reconnecting; waits up to `drainMs` for in-flight batches to be acked, then closes. */
@@ -200,7 +231,13 @@ export class Uplink extends EventEmitter {
       this.#options.logger.info({ ackedSeq: welcome.data.ackedSeq, stream: welcome.data.stream }, 'uplink connected');
       this.emit('welcome', welcome.data.ackedSeq);
       this.emit('connected');
+      this.#sendSessions();
       this.#pump();
+      return;
+    }
+    const kill = SessionKillFrameSchema.safeParse(value);
+    if (kill.success) {
+      this.emit('kill', kill.data);
       return;
     }
     const ack = AckFrameSchema.safeParse(value);

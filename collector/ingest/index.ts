@@ -4,7 +4,8 @@
 import { v7 as uuidv7 } from 'uuid';
 import type WebSocket from 'ws';
 import {
-  BatchFrameSchema, CloseCode, isAlert, parseRecord, sealRecord, type WelcomeFrame, type WireRecord,
+  BatchFrameSchema, CloseCode, isAlert, parseRecord, PtyFrameSchema, sealRecord, SessionsFrameSchema, type PtyFrame, type SessionsFrame,
+  type WelcomeFrame, type WireRecord,
 } from '../protocol/index.ts';
 import type { Agent, CollectorAlert, Commit, Gap, IngestRecord, Store } from '../store/types.ts';
 
@@ -64,6 +65,8 @@ interface QueuedFrame {
 
 /** Where alerts go as they are committed: the live feed. */
 export type AlertListener = (agentId: string, alert: Record<string, unknown>) => void;
+/** Where an agent's recorded-shell frames go (live output, the list of its live sessions): not stored. */
+export type SessionFrameListener = (agentId: string, ws: WebSocket, frame: PtyFrame | SessionsFrame) => void;
 
 export interface StreamRuntime {
   stream: string;
@@ -101,6 +104,7 @@ export class Ingest {
   #committing = false;
   readonly #commitMany: (commits: Commit[]) => Promise<void> | void;
   readonly #onError: (error: Error) => void;
+  readonly #onSessionFrame: SessionFrameListener;
   readonly #store: Store;
   readonly #options: IngestOptions;
   readonly #streams = new Map<string, StreamRuntime>();
@@ -110,8 +114,9 @@ export class Ingest {
   /**
    * `commitMany` defaults to the store's own (synchronous) one; the collector passes a writer thread's.
    */
-  constructor(store: Store, onAlert: AlertListener, options: Partial<IngestOptions> = {}, hooks: { now?: () => number; onError?: (error: Error) => void; commitMany?: (commits: Commit[]) => Promise<void> | void } = {}) {
-    const { now = Date.now, onError = () => {}, commitMany = (commits) => store.commitMany(commits) } = hooks;
+  constructor(store: Store, onAlert: AlertListener, options: Partial<IngestOptions> = {}, hooks: { now?: () => number; onError?: (error: Error) => void; commitMany?: (commits: Commit[]) => Promise<void> | void; onSessionFrame?: SessionFrameListener } = {}) {
+    const { now = Date.now, onError = () => {}, commitMany = (commits) => store.commitMany(commits), onSessionFrame = () => {} } = hooks;
+    this.#onSessionFrame = onSessionFrame;
     this.#commitMany = commitMany;
     this.#store = store;
     this.#onAlert = onAlert;
@@ -220,6 +225,16 @@ export class Ingest {
       value = JSON.parse(data.toString());
     } catch (error) {
       throw new Rejection('bad_json', `frame is not JSON: ${(error as Error).message}`);
+    }
+    const type = typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
+    if (type === 'pty' || type === 'sessions') {
+      const session = (type === 'pty' ? PtyFrameSchema : SessionsFrameSchema).safeParse(value);
+      if (!session.success) {
+        const issue = session.error.issues[0];
+        throw new Rejection('bad_frame', `not a ${type} frame: ${issue ? `${issue.path.join('.') || '(frame)'}: ${issue.message}` : 'invalid'}`);
+      }
+      this.#onSessionFrame(runtime.agentId, ws, session.data);
+      return 0;
     }
     const frame = BatchFrameSchema.safeParse(value);
     if (!frame.success) {

@@ -1,7 +1,7 @@
 // One schema per event category of design.md §3: the `fields` each category carries.
 // Names follow the Sigma taxonomy so SigmaHQ rules run unchanged; our own additions are marked below.
 import { z } from 'zod';
-import { MAX_FIELD_STRING_CHARS, MAX_NAME_CHARS } from './limits.ts';
+import { MAX_FIELD_STRING_CHARS, MAX_NAME_CHARS, MAX_RECORDING_CHUNK_CHARS } from './limits.ts';
 
 const text = z.string().max(MAX_FIELD_STRING_CHARS);
 const name = z.string().max(MAX_NAME_CHARS);
@@ -84,10 +84,14 @@ export const NetworkConnectionFields = z.strictObject({
   Tool: name.optional(),
 });
 
+/** The `Tool` of the recorded shell's `remote_session` events (`omwatch-agent shell`). */
+export const SHELL_TOOL = 'omwatch-shell';
+
 export const RemoteSessionFields = z.strictObject({
   ...EnrichmentFields,
   SessionId: name,
-  Action: z.enum(['start', 'end']),
+  /** `refused`: the recorded shell did not start the session (policy gate); `Reason` says why. */
+  Action: z.enum(['start', 'end', 'refused']),
   Protocol: name,
   Tool: name.optional(),
   User: name.optional(),
@@ -100,6 +104,20 @@ export const RemoteSessionFields = z.strictObject({
   Tty: name.optional(),
   StartTime: z.iso.datetime().optional(),
   DurationSeconds: z.number().nonnegative().optional(),
+  /** Ours, recorded shell: why it was opened (`--reason`), or why it was refused or flagged. */
+  Reason: text.optional(),
+  /** Ours, recorded shell: the session started although the policy gate said no (policy `flag`). */
+  Flagged: z.boolean().optional(),
+  /** Ours, recorded shell: terminal size and type at start (the recording's header). */
+  Width: z.number().int().positive().max(10_000).optional(),
+  Height: z.number().int().positive().max(10_000).optional(),
+  Term: name.optional(),
+  /** Ours, recorded shell `end`: who or what ended it (`exit`, `analyst:NAME`, `idle-timeout`, …), and the exit code. */
+  EndedBy: name.optional(),
+  ExitCode: z.number().int().optional(),
+  /** Ours, recorded shell `end`: recording chunks written (0..Chunks-1) and output bytes seen. */
+  Chunks: z.number().int().nonnegative().optional(),
+  OutputBytes: z.number().int().nonnegative().optional(),
 });
 
 export const ShellCommandFields = z.strictObject({
@@ -108,6 +126,18 @@ export const ShellCommandFields = z.strictObject({
   CommandLine: text,
   User: name,
   CurrentDirectory: text.optional(),
+});
+
+/**
+ * Ours: a piece of a recorded shell session, asciicast v2 event lines (`[t, "o", data]` …, one per
+ * line) numbered from 0 per session. Concatenated in `Chunk` order after the header that the session's
+ * `remote_session` start gives, they are the session's `.cast` file.
+ */
+export const SessionRecordingFields = z.strictObject({
+  ...EnrichmentFields,
+  SessionId: name,
+  Chunk: z.number().int().nonnegative(),
+  Data: z.string().max(MAX_RECORDING_CHUNK_CHARS),
 });
 
 export const RemovableMediaFields = z.strictObject({
@@ -155,6 +185,7 @@ export const categoryFields = {
   network_connection: NetworkConnectionFields,
   remote_session: RemoteSessionFields,
   shell_command: ShellCommandFields,
+  session_recording: SessionRecordingFields,
   removable_media: RemovableMediaFields,
   agent: AgentFields,
 } as const;
@@ -167,6 +198,7 @@ export type ProcessTermination = z.infer<typeof ProcessTerminationFields>;
 export type NetworkConnection = z.infer<typeof NetworkConnectionFields>;
 export type RemoteSession = z.infer<typeof RemoteSessionFields>;
 export type ShellCommand = z.infer<typeof ShellCommandFields>;
+export type SessionRecording = z.infer<typeof SessionRecordingFields>;
 export type RemovableMedia = z.infer<typeof RemovableMediaFields>;
 export type AgentFact = z.infer<typeof AgentFields>;
 export type FieldsOf<C extends Category> = z.infer<(typeof categoryFields)[C]>;

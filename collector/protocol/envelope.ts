@@ -37,6 +37,7 @@ export const EventSchema = z.discriminatedUnion('category', [
   envelopeOf('network_connection'),
   envelopeOf('remote_session'),
   envelopeOf('shell_command'),
+  envelopeOf('session_recording'),
   envelopeOf('removable_media'),
   envelopeOf('agent'),
 ]);

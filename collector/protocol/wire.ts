@@ -10,6 +10,10 @@ export const INGEST_PATH = '/api/v1/ingest';
 /** The WebSocket path of the live alert feed (analyst tokens). */
 export const LIVE_PATH = '/api/v1/live';
 export const ENROLL_PATH = '/api/v1/enroll';
+/** The WebSocket path of one live recorded-shell session's output (analyst tokens): `?id=SESSION`. */
+export const SESSION_LIVE_PATH = '/api/v1/sessions/live';
+/** `POST {SESSIONS_PATH}/:id/kill` ends a live recorded-shell session (analyst tokens). */
+export const SESSIONS_PATH = '/api/v1/sessions';
 /** Request header naming the outbox stream an agent is about to send. */
 export const STREAM_HEADER = 'x-omwatch-stream';
 
@@ -67,6 +71,30 @@ export const AckFrameSchema = z.strictObject({ type: z.literal('ack'), stream: S
 export const WelcomeFrameSchema = z.strictObject({ type: z.literal('welcome'), stream: StreamIdSchema, ackedSeq: z.number().int().nonnegative() });
 /** A live alert, as the collector pushes it to `tail` and dashboards. */
 export const LiveAlertFrameSchema = z.strictObject({ type: z.literal('alert'), agentId: z.string(), alert: z.record(z.string(), z.unknown()) });
+
+const SessionIdSchema = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/);
+/** A live session's output as the agent relays it (not stored: the recording travels in the stream). */
+export const MAX_PTY_FRAME_CHARS = 256 * 1024;
+export const PtyFrameSchema = z.strictObject({
+  type: z.literal('pty'), sessionId: SessionIdSchema,
+  /** Seconds since the session started, as in the recording. */
+  t: z.number().nonnegative(),
+  data: z.string().max(MAX_PTY_FRAME_CHARS),
+});
+/** The agent's live recorded-shell sessions, sent on connect and on every change: where kills go. */
+export const SessionsFrameSchema = z.strictObject({
+  type: z.literal('sessions'),
+  live: z.array(z.strictObject({ sessionId: SessionIdSchema, user: z.string().max(256), startedAt: z.iso.datetime() })).max(256),
+});
+/** collector → agent: end this session now; `by` names who asked (recorded in the session's end). */
+export const SessionKillFrameSchema = z.strictObject({ type: z.literal('session.kill'), sessionId: SessionIdSchema, by: z.string().min(1).max(256) });
+/** collector → analyst on SESSION_LIVE_PATH: the session ended (or was not live). */
+export const SessionEndFrameSchema = z.strictObject({ type: z.literal('session.end'), sessionId: SessionIdSchema });
+
+export type PtyFrame = z.infer<typeof PtyFrameSchema>;
+export type SessionsFrame = z.infer<typeof SessionsFrameSchema>;
+export type SessionKillFrame = z.infer<typeof SessionKillFrameSchema>;
+export { SessionIdSchema };
 
 export type BatchFrame = z.infer<typeof BatchFrameSchema>;
 export type AckFrame = z.infer<typeof AckFrameSchema>;

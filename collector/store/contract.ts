@@ -79,7 +79,7 @@ export class TestChain {
     });
   }
 
-  alert(options: { time?: string; host?: Host | null; summary?: string } = {}): WireRecord {
+  alert(options: { time?: string; host?: Host | null; summary?: string; sessionId?: string } = {}): WireRecord {
     const host = options.host === undefined ? this.host : options.host;
     return this.append({
       id: uuidv7(),
@@ -88,6 +88,7 @@ export class TestChain {
       eventIds: [uuidv7()],
       ...(host === null ? {} : { host }),
       summary: options.summary ?? 'vendor1 opened a shell on hmi-07',
+      ...(options.sessionId === undefined ? {} : { sessionId: options.sessionId }),
     });
   }
 
@@ -605,6 +606,22 @@ export function storeContract(name: string, open: () => Promise<OpenedStore>): v
         expect(keys({ stream: 'stream-a-0001', category: 'agent' })).toEqual(['a4', 'a7']);
         expect(keys({ stream: 'stream-a-0001', category: 'agent', afterSeq: 4 })).toEqual(['a7']);
         expect(keys({ stream: 'stream-a-0001', afterSeq: 5 })).toEqual(['a7']);
+      });
+
+      it('filters by session: its events and its alerts, in order', () => {
+        enroll('ag-a');
+        store.claimStream('stream-a-0001', 'ag-a');
+        const a = new TestChain('stream-a-0001');
+        a.event({ sessionId: 'shell-one' });
+        a.event({ sessionId: 'shell-two' });
+        a.event();
+        a.alert({ sessionId: 'shell-one' });
+        a.event({ sessionId: 'shell-one' });
+        store.commit(a.commit());
+        expect(keys({ sessionId: 'shell-one' })).toEqual(['a1', 'a4', 'a5']);
+        expect(keys({ sessionId: 'shell-one', kind: 'event' })).toEqual(['a1', 'a5']);
+        expect(keys({ sessionId: 'shell-one', category: 'process_creation' })).toEqual(['a1', 'a5']);
+        expect(keys({ sessionId: 'shell-none' })).toEqual([]);
       });
 
       it('combines filters', () => {

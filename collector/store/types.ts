@@ -87,6 +87,8 @@ export interface RecordFilter {
   kind?: 'event' | 'alert';
   /** Events of this category only. */
   category?: string;
+  /** Records of this session only (events' `SessionId`, alerts' `sessionId`). */
+  sessionId?: string;
   /** Records after this seq only (with `stream`: the tail of a stream). */
   afterSeq?: number;
   /** ISO times, inclusive since, exclusive until, on the record's own `time` (compared as instants, not as text). */

@@ -378,14 +378,14 @@ function sshdConfig(port: number, files: InstanceFiles, opts: SshdOptions): stri
   ].join('\n');
 }
 
-interface Account {
+export interface Account {
   name: string;
   uid: number;
   gid: number;
   home: string;
 }
 
-async function ensureUser(name: string): Promise<Account> {
+export async function ensureUser(name: string): Promise<Account> {
   // Parallel workers may race to create the user: "already exists" (9) is success, a held lock (10) is retried.
   for (let attempt = 1; ; attempt++) {
     if ((await getent('passwd', name)) !== undefined) break;

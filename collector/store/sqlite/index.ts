@@ -17,7 +17,7 @@ import type {
 } from '../types.ts';
 
 /** The schema this code writes, kept in `PRAGMA user_version`; bump it with a migration step. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 export interface SqliteStoreOptions {
   /**
@@ -106,6 +106,7 @@ CREATE TABLE records (
 CREATE INDEX records_time ON records (time_ms);
 CREATE INDEX records_host ON records (host_id, time_ms);
 CREATE INDEX records_kind ON records (kind, time_ms);
+CREATE INDEX records_session ON records (session_id, category) WHERE session_id IS NOT NULL;
 
 CREATE TABLE gaps (
   stream      TEXT NOT NULL REFERENCES streams (stream),
@@ -133,6 +134,12 @@ CREATE TABLE collector_alerts (
 ) STRICT;
 CREATE INDEX collector_alerts_time ON collector_alerts (time_ms, id);
 `;
+
+/** Steps from one schema version to the next: [the version it reaches, its SQL]. */
+const MIGRATIONS: Array<[number, string]> = [
+  // 2: a session's records (recordings, commands) are read by session.
+  [2, 'CREATE INDEX records_session ON records (session_id, category) WHERE session_id IS NOT NULL;'],
+];
 
 interface TokenRow {
   id: string;
@@ -507,6 +514,11 @@ function openDatabase(path: string, settings: Required<SqliteStoreOptions>): Dat
         db.exec(SCHEMA);
         db.pragma(`user_version = ${SCHEMA_VERSION}`);
       }).immediate();
+    } else if (version < SCHEMA_VERSION) {
+      db.transaction(() => {
+        for (const [to, step] of MIGRATIONS) if (to > version) db.exec(step);
+        db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      }).immediate();
     }
     return db;
   } catch (error) {
@@ -539,6 +551,10 @@ function recordWhere(filter: RecordFilter): { where: string; params: Record<stri
   if (filter.category !== undefined) {
     conditions.push('category = @category');
     params['category'] = filter.category;
+  }
+  if (filter.sessionId !== undefined) {
+    conditions.push('session_id = @sessionId');
+    params['sessionId'] = filter.sessionId;
   }
   if (filter.afterSeq !== undefined) {
     conditions.push('seq > @afterSeq');

@@ -70,6 +70,26 @@ describe('SQLite store', () => {
     }
   });
 
+  it('migrates a version 1 database in place: the session index is added, tokens kept', () => {
+    const store = openStore();
+    store.createToken({ id: 't1', role: 'auditor', name: 'kept', secretHash: 'a'.repeat(64) });
+    store.close();
+    const raw = new Database(path);
+    raw.exec('DROP INDEX records_session');
+    raw.pragma('user_version = 1');
+    raw.close();
+    const migrated = openStore();
+    expect(migrated.listTokens().map((t) => t.name)).toEqual(['kept']);
+    migrated.close();
+    const after = new Database(path, { readonly: true });
+    try {
+      expect(after.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+      expect(after.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND name = 'records_session'").pluck().get()).toBe('records_session');
+    } finally {
+      after.close();
+    }
+  });
+
   it('refuses a file that is not a database, naming it, and leaves it as it was', async () => {
     const text = 'these are not the bytes of an SQLite file\n'.repeat(100);
     await writeFile(path, text);

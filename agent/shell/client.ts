@@ -1,0 +1,145 @@
+// `omwatch-agent shell`: the user's side of a recorded session. It only relays: the terminal's bytes to
+// the daemon, which runs the shell in a pty it owns, and the pty's output back. It proves the user's
+// uid when asked (identity.ts) and puts the terminal in raw mode, so keys, signals (Ctrl-C, Ctrl-Z) and
+// job control reach the shell's own line discipline as in any terminal.
+import { spawnSync } from 'node:child_process';
+import { connect, type Socket } from 'node:net';
+import { answerChallenge, type Challenge } from './identity.ts';
+import { encodeFrame, Frame, FrameError, FrameReader, jsonPayload } from './frames.ts';
+import type { Hello } from './policy.ts';
+
+export interface ShellClientOptions {
+  socketPath: string;
+  ticket?: string;
+  reason?: string;
+  command?: string[];
+  /** What to do when the daemon cannot be reached. */
+  whenDaemonDown: 'refuse' | 'spool';
+  /** Runs the session without the daemon (best effort), when policy allows. */
+  spool?: (hello: Hello) => Promise<number>;
+}
+
+/** What the session asks for, from the options and this process's terminal and environment. */
+export function helloFromEnvironment(options: Pick<ShellClientOptions, 'ticket' | 'reason' | 'command'>): Hello {
+  const env = process.env;
+  const command = options.command ?? (env['SSH_ORIGINAL_COMMAND'] ? ['/bin/sh', '-c', env['SSH_ORIGINAL_COMMAND']] : undefined);
+  return {
+    cols: process.stdout.columns || 80, rows: process.stdout.rows || 24,
+    term: /^[A-Za-z0-9._+-]{1,64}$/.test(env['TERM'] ?? '') ? env['TERM']! : 'xterm',
+    ...(env['LANG'] && /^[A-Za-z0-9._@-]{1,64}$/.test(env['LANG']) ? { lang: env['LANG'] } : {}),
+    ...(options.ticket ? { ticket: options.ticket } : {}),
+    ...(options.reason ? { reason: options.reason } : {}),
+    ...(command ? { command } : {}),
+    ...(env['SSH_CONNECTION'] ? { sshConnection: env['SSH_CONNECTION'] } : {}),
+  };
+}
+
+/**
+ * Puts this process's terminal in raw mode as ssh and script do; returns what restores it. Node's raw
+ * mode keeps output processing (\n → \r\n), which would change the bytes the shell writes; -opost
+ * passes them through as they are.
+ */
+export function rawTerminal(): () => void {
+  const { stdin } = process;
+  if (!stdin.isTTY) return () => {};
+  const saved = stty(['-g'])?.trim();
+  stdin.setRawMode(true);
+  stty(['-opost']);
+  return () => {
+    stdin.setRawMode(false);
+    if (saved) stty([saved]);
+  };
+}
+
+/** Resolves to the exit code the user's command should end with. */
+export async function runShellClient(options: ShellClientOptions): Promise<number> {
+  const { stdin, stdout, stderr } = process;
+  const hello = helloFromEnvironment(options);
+  const socket = await connectOrNull(options.socketPath);
+  if (!socket) {
+    if (options.whenDaemonDown === 'spool' && options.spool) {
+      stderr.write('omwatch: the agent is not running; this session is recorded to the spool and delivered when it is back (best effort: policy shell.whenDaemonDown: spool)\n');
+      return options.spool(hello);
+    }
+    stderr.write(`omwatch: the omwatch agent is not running (no ${options.socketPath}), and sessions on this host must be recorded: refused (policy shell.whenDaemonDown: refuse). Ask the plant's IT to start it.\n`);
+    return 1;
+  }
+
+  return await new Promise<number>((resolve) => {
+    const reader = new FrameReader();
+    let restore: (() => void) | undefined;
+    let exitCode: number | undefined;
+    const onInput = (data: Buffer) => socket.write(encodeFrame(Frame.INPUT, data));
+    const onResize = () => socket.write(encodeFrame(Frame.RESIZE, { cols: stdout.columns || 80, rows: stdout.rows || 24 }));
+    const finish = (code: number) => {
+      stdin.off('data', onInput);
+      stdout.off('resize', onResize);
+      restore?.();
+      stdin.pause();
+      resolve(code);
+    };
+    socket.on('data', (chunk: Buffer) => {
+      let frames;
+      try {
+        frames = reader.push(chunk);
+      } catch (error) {
+        if (!(error instanceof FrameError)) throw error;
+        stderr.write(`omwatch: the agent daemon sent a bad frame: ${error.message}\n`);
+        socket.destroy();
+        return;
+      }
+      for (const frame of frames) {
+        switch (frame.type) {
+          case Frame.CHALLENGE:
+            try {
+              answerChallenge(jsonPayload(frame.payload) as Challenge);
+            } catch (error) {
+              stderr.write(`omwatch: cannot prove who you are to the agent: ${(error as Error).message}\n`);
+            }
+            socket.write(encodeFrame(Frame.HELLO, hello));
+            break;
+          case Frame.STARTED:
+            restore = rawTerminal();
+            stdin.on('data', onInput);
+            stdin.resume();
+            stdout.on('resize', onResize);
+            break;
+          case Frame.OUTPUT:
+            if (!stdout.write(frame.payload)) {
+              socket.pause();
+              stdout.once('drain', () => socket.resume());
+            }
+            break;
+          case Frame.NOTICE:
+            stderr.write(frame.payload);
+            break;
+          case Frame.EXIT: {
+            const value = jsonPayload(frame.payload) as { code?: unknown } | undefined;
+            exitCode = typeof value?.code === 'number' && Number.isInteger(value.code) ? value.code : 1;
+            break;
+          }
+        }
+      }
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      if (exitCode === undefined) stderr.write('\r\nomwatch: the connection to the agent was lost; the session has ended\r\n');
+      // Output written before the close reaches the terminal before the process exits.
+      stdout.write('', () => finish(exitCode ?? 1));
+    });
+  });
+}
+
+/** Runs stty on this process's terminal (its stdin); its output, or undefined if it failed. */
+function stty(args: string[]): string | undefined {
+  const result = spawnSync('stty', args, { stdio: ['inherit', 'pipe', 'ignore'], encoding: 'utf8', timeout: 5_000 });
+  return result.status === 0 ? result.stdout : undefined;
+}
+
+function connectOrNull(path: string): Promise<Socket | undefined> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.once('connect', () => resolve(socket));
+    socket.once('error', () => resolve(undefined));
+  });
+}

@@ -1,0 +1,88 @@
+// Who is on the other end of the shell socket, as the kernel knows it, never as the client says.
+//
+// Node has no SO_PEERCRED, so the daemon asks the client to prove its uid through the file system: it
+// names a fresh random file in a root-owned directory of mode 1733 (anyone may create, nobody but root
+// may list or remove others' files), the client creates that file, and the kernel stamps it with the
+// client's uid. The daemon then checks the file is a plain file with one link (not a hard link to
+// someone else's file, which protected_hardlinks forbids anyway), that it holds the secret the daemon
+// sent (a renamed foreign file cannot), and takes its owner as the identity. The directory sits beside
+// the socket on the same tmpfs, so a file cannot be moved in from elsewhere either.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  chmodSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeSync, constants as fsConstants,
+} from 'node:fs';
+import { join } from 'node:path';
+
+export interface Challenge {
+  /** The file the client must create, and what it must write in it. */
+  path: string;
+  secret: string;
+}
+
+export class IdentityError extends Error {}
+
+/** Creates (or fixes) the challenge directory: root's, mode 1733. */
+export function prepareChallengeDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o1733 });
+  chmodSync(dir, 0o1733);
+}
+
+export function newChallenge(dir: string): Challenge {
+  return { path: join(dir, randomBytes(16).toString('hex')), secret: randomBytes(16).toString('hex') };
+}
+
+/** The client's side: create the named file, exclusively, with the secret in it. */
+export function answerChallenge(challenge: Challenge): void {
+  const fd = openSync(challenge.path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+  try {
+    const buffer = Buffer.from(challenge.secret);
+    let written = 0;
+    while (written < buffer.length) written += writeSync(fd, buffer.subarray(written));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The daemon's side: the uid that created the file; the file is removed whatever the outcome. */
+export function checkChallenge(challenge: Challenge): number {
+  let fd: number;
+  try {
+    fd = openSync(challenge.path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+  } catch (error) {
+    throw new IdentityError(`identity not proven: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message} on the challenge file`);
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new IdentityError('identity not proven: the challenge is not a plain file');
+    if (stat.nlink !== 1) throw new IdentityError('identity not proven: the challenge file has other links');
+    const content = Buffer.alloc(64);
+    const length = readSync(fd, content, 0, content.length, 0);
+    if (content.subarray(0, length).toString() !== challenge.secret) throw new IdentityError('identity not proven: the challenge file does not hold the secret');
+    return stat.uid;
+  } finally {
+    closeSync(fd);
+    rmSync(challenge.path, { force: true });
+  }
+}
+
+export interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+  shell: string;
+}
+
+/** The account of a uid, from the name service (getent: files, LDAP, SSSD …), else /etc/passwd. */
+export function lookupUser(uid: number): PasswdEntry {
+  let line: string | undefined;
+  try {
+    line = execFileSync('getent', ['passwd', String(uid)], { encoding: 'utf8', timeout: 5_000, stdio: ['ignore', 'pipe', 'ignore'] }).split('\n')[0];
+  } catch {
+    line = readFileSync('/etc/passwd', 'utf8').split('\n').find((entry) => entry.split(':')[2] === String(uid));
+  }
+  const parts = line?.split(':') ?? [];
+  if (parts.length < 7 || Number(parts[2]) !== uid) throw new IdentityError(`uid ${uid} has no account`);
+  return { name: parts[0]!, uid, gid: Number(parts[3]), home: parts[5] || '/', shell: parts[6] || '/bin/sh' };
+}

@@ -1,0 +1,333 @@
+// One recorded shell session, held by the daemon: the pty (and so every byte the user sees) lives in
+// this root process, out of the user's reach. Output goes to the user's terminal at once and into the
+// recording; commands the shell reports become `shell_command` events; the session ends when the shell
+// exits, the user's connection drops, an analyst kills it, or the policy's idle or length limit passes.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { spawn, type IPty } from 'node-pty';
+import type { Observation } from '../sensors/types.ts';
+import type { Logger } from '../log/index.ts';
+import { SHELL_TOOL, type PtyFrame } from '../../collector/protocol/index.ts';
+import type { PasswdEntry } from './identity.ts';
+import { CommandMarks } from './marks.ts';
+import { Recording } from './recording.ts';
+import type { Hello, ShellPolicy } from './policy.ts';
+
+/** After SIGHUP, what is still running in the session gets SIGKILL this much later. */
+const KILL_GRACE_MS = 300;
+const BEHIND_CHECK_MS = 100;
+
+export interface SessionContext {
+  id: string;
+  /** The secret the shell's command reports carry. */
+  mark: string;
+  user: PasswdEntry;
+  hello: Hello;
+  policy: ShellPolicy;
+  maxSessionMinutes: number | undefined;
+  /** Set when the session starts although the policy gate said no (policy `flag`). */
+  flagged: string | undefined;
+  program: string;
+  rcPath: string;
+  /** Events the rules judge (session start and end, commands). */
+  emit: (observation: Observation) => void;
+  /** Recording chunks, straight to the outbox. */
+  record: (observation: Observation<'session_recording'>) => void;
+  live: (frame: PtyFrame) => void;
+  /** True while the outbox is near its cap: the recording is behind what it can keep. */
+  recordingBehind: () => boolean;
+  logger: Logger;
+}
+
+/** Where the user sits: the shell client over the daemon's socket, or the terminal itself (spooled). */
+export interface UserSide {
+  started(sessionId: string): void;
+  /** Shows output; false when the user's side is behind (the pty is then not read until `drain`). */
+  show(bytes: Buffer): boolean;
+  onDrain(listener: () => void): void;
+  exit(code: number, endedBy: string): void;
+}
+
+export type EndedBy = 'exit' | 'hangup' | 'idle-timeout' | 'max-duration' | 'recording-behind' | 'agent-stopped' | `analyst:${string}`;
+
+export class ShellSession {
+  readonly id: string;
+  readonly startedAt: Date;
+  readonly #context: SessionContext;
+  readonly #side: UserSide;
+  readonly #recording: Recording;
+  readonly #marks: CommandMarks;
+  readonly #ended: Promise<void>;
+  #resolveEnded!: () => void;
+  #pty: IPty | undefined;
+  #endedBy: EndedBy | undefined;
+  #lastInputMs: number;
+  #idleWarned = false;
+  #lengthWarned = false;
+  #timer: NodeJS.Timeout | undefined;
+  #clientPaused = false;
+  #throttled = false;
+  #behindCheckedAt = 0;
+  #heldTimer: NodeJS.Timeout | undefined;
+  #exited = false;
+
+  constructor(context: SessionContext, side: UserSide) {
+    this.id = context.id;
+    this.#context = context;
+    this.#side = side;
+    this.startedAt = new Date();
+    this.#lastInputMs = Date.now();
+    this.#ended = new Promise((resolve) => (this.#resolveEnded = resolve));
+    this.#marks = new CommandMarks(context.mark);
+    this.#recording = new Recording({
+      startMs: this.startedAt.getTime(),
+      recordInput: context.policy.recordInput,
+      write: ({ Chunk, Data }) => context.record({ category: 'session_recording', timeMs: Date.now(), fields: { SessionId: this.id, Chunk, Data } }),
+    });
+  }
+
+  get user(): string {
+    return this.#context.user.name;
+  }
+
+  /** Resolves once the session has ended and its end is recorded. */
+  get ended(): Promise<void> {
+    return this.#ended;
+  }
+
+  start(): void {
+    const { user, hello, program, rcPath, mark } = this.#context;
+    const asOther = process.getuid?.() === 0 && user.uid !== 0;
+    const command = hello.command && hello.command.length > 0 ? hello.command : undefined;
+    const shellArgs = command ?? (program.endsWith('/bash') ? ['--rcfile', rcPath, '-i'] : ['-l']);
+    const file = command ? command[0]! : program;
+    const args = command ? command.slice(1) : shellArgs;
+    const env: Record<string, string> = {
+      HOME: user.home, USER: user.name, LOGNAME: user.name, SHELL: program,
+      PATH: user.uid === 0 ? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' : '/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games',
+      TERM: hello.term, OMWATCH_SESSION: this.id, OMWATCH_MARK: mark,
+      ...(hello.lang ? { LANG: hello.lang } : {}),
+      ...(hello.ticket ? { OMWATCH_TICKET: hello.ticket } : {}),
+    };
+    // node-pty's setuid keeps root's supplementary groups; setpriv sets the user's own (--init-groups).
+    const pty = asOther
+      ? spawn('/usr/bin/setpriv', ['--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', '--', file, ...args], { name: hello.term, cols: hello.cols, rows: hello.rows, cwd: existingDir(user.home), env, encoding: null })
+      : spawn(file, args, { name: hello.term, cols: hello.cols, rows: hello.rows, cwd: existingDir(user.home), env, encoding: null });
+    this.#pty = pty;
+    const ptsName = (pty as IPty & { ptsName?: string }).ptsName;
+    this.#emitSession('start', { ProcessId: pty.pid, ...(ptsName ? { Tty: ptsName.replace(/^\/dev\//, '') } : {}), Image: file });
+    if (command) this.#emitCommand(command.map(quoteArg).join(' '), user.home);
+    this.#side.started(this.id);
+    if (this.#context.flagged) this.#notice(`this session is flagged (${this.#context.flagged}); the SOC is alerted`);
+    pty.onData((data) => this.#output(data as unknown as Buffer));
+    pty.onExit(({ exitCode, signal }) => void this.#exit(exitCode, signal));
+    this.#side.onDrain(() => {
+      this.#clientPaused = false;
+      if (!this.#throttled) pty.resume();
+    });
+    this.#timer = setInterval(() => this.#checkLimits(), 1_000);
+    this.#timer.unref();
+  }
+
+  input(bytes: Buffer): void {
+    this.#lastInputMs = Date.now();
+    this.#idleWarned = false;
+    this.#recording.input(bytes);
+    this.#pty?.write(bytes);
+  }
+
+  resize(cols: number, rows: number): void {
+    this.#pty?.resize(cols, rows);
+    this.#recording.resize(cols, rows);
+  }
+
+  /** Ends the session: a message in the terminal, SIGHUP to everything in it, SIGKILL to what stays. */
+  end(by: EndedBy, message?: string): void {
+    if (this.#endedBy || !this.#pty) return;
+    this.#endedBy = by;
+    if (message) this.#notice(message);
+    const sid = this.#pty.pid;
+    signalSession(sid, 'SIGHUP');
+    setTimeout(() => {
+      if (!this.#exited) signalSession(sid, 'SIGKILL');
+    }, KILL_GRACE_MS).unref();
+  }
+
+  /** The user's side went away (ssh dropped): a hangup, as for any terminal. */
+  hangup(): void {
+    this.end('hangup');
+  }
+
+  #output(data: Buffer): void {
+    clearTimeout(this.#heldTimer);
+    const { output, commands } = this.#marks.scan(data);
+    for (const command of commands) this.#emitCommand(command.commandLine, command.cwd);
+    if (output.length > 0) this.#show(output);
+    // A byte held back as a possible start of a command report shows anyway if nothing follows soon.
+    this.#heldTimer = setTimeout(() => {
+      const held = this.#marks.release();
+      if (held) this.#show(held);
+    }, 20);
+    this.#heldTimer.unref();
+    this.#checkBehind();
+  }
+
+  #show(bytes: Buffer): void {
+    const text = this.#recording.output(bytes);
+    if (!this.#side.show(bytes) && !this.#clientPaused) {
+      this.#clientPaused = true;
+      this.#pty?.pause();
+    }
+    if (text.length > 0) this.#context.live({ type: 'pty', sessionId: this.id, t: this.#recording.elapsed(), data: text });
+  }
+
+  #notice(text: string): void {
+    const line = `\r\n[omwatch] ${text}\r\n`;
+    this.#recording.notice(line);
+    this.#side.show(Buffer.from(line));
+    this.#context.live({ type: 'pty', sessionId: this.id, t: this.#recording.elapsed(), data: line });
+  }
+
+  /** The recording may not fall behind silently: policy throttles the session or ends it. */
+  #checkBehind(): void {
+    const now = Date.now();
+    if (now - this.#behindCheckedAt < BEHIND_CHECK_MS) return;
+    this.#behindCheckedAt = now;
+    if (!this.#context.recordingBehind()) return;
+    if (this.#context.policy.onRecordingBehind === 'end') {
+      this.end('recording-behind', 'the recording cannot keep up with this session\'s output (the agent\'s buffer is full); the session ends, as the policy says');
+      return;
+    }
+    if (this.#throttled) return;
+    this.#throttled = true;
+    this.#pty?.pause();
+    this.#context.logger.warn({ sessionId: this.id }, 'recording behind: output throttled until the buffer drains');
+    const poll = setInterval(() => {
+      if (this.#exited || !this.#context.recordingBehind()) {
+        clearInterval(poll);
+        this.#throttled = false;
+        if (!this.#clientPaused) this.#pty?.resume();
+      }
+    }, BEHIND_CHECK_MS);
+    poll.unref();
+  }
+
+  #checkLimits(): void {
+    const { policy, maxSessionMinutes } = this.#context;
+    const now = Date.now();
+    const warnMs = policy.warnBeforeSeconds * 1000;
+    if (policy.idleMinutes !== undefined) {
+      const limit = policy.idleMinutes * 60_000;
+      const idle = now - this.#lastInputMs;
+      if (idle >= limit) return this.end('idle-timeout', `no input for ${formatDuration(limit)}: the session ends (policy shell.idleMinutes)`);
+      if (!this.#idleWarned && idle >= limit - warnMs) {
+        this.#idleWarned = true;
+        this.#notice(`no input for ${formatDuration(idle)}: this session ends in ${formatDuration(limit - idle)} unless you type something`);
+      }
+    }
+    if (maxSessionMinutes !== undefined) {
+      const limit = maxSessionMinutes * 60_000;
+      const age = now - this.startedAt.getTime();
+      if (age >= limit) return this.end('max-duration', `the session reached its maximum length of ${formatDuration(limit)} and ends (policy maxSessionMinutes)`);
+      if (!this.#lengthWarned && age >= limit - warnMs) {
+        this.#lengthWarned = true;
+        this.#notice(`this session reaches its maximum length in ${formatDuration(limit - age)} and then ends`);
+      }
+    }
+  }
+
+  async #exit(exitCode: number, signal: number | undefined): Promise<void> {
+    this.#exited = true;
+    clearInterval(this.#timer);
+    clearTimeout(this.#heldTimer);
+    const held = this.#marks.release();
+    if (held) this.#show(held);
+    const code = signal ? 128 + signal : exitCode;
+    this.#recording.close();
+    this.#emitSession('end', {
+      EndedBy: this.#endedBy ?? 'exit', ExitCode: code,
+      DurationSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 100) / 10,
+      Chunks: this.#recording.stats.chunks, OutputBytes: this.#recording.stats.outputBytes,
+    });
+    this.#context.logger.info({ sessionId: this.id, user: this.user, endedBy: this.#endedBy ?? 'exit', exitCode: code }, 'recorded shell session ended');
+    this.#side.exit(code, this.#endedBy ?? 'exit');
+    this.#resolveEnded();
+  }
+
+  #emitSession(action: 'start' | 'end', extra: Record<string, unknown>): void {
+    const { user, hello, flagged } = this.#context;
+    const ssh = parseSshConnection(hello.sshConnection);
+    this.#context.emit({
+      category: 'remote_session', timeMs: Date.now(),
+      fields: {
+        SessionId: this.id, Action: action, Protocol: ssh ? 'ssh' : 'local', Tool: SHELL_TOOL, User: user.name,
+        ...(ssh ? { SourceIp: ssh.sourceIp, SourcePort: ssh.sourcePort, LocalPort: ssh.localPort } : {}),
+        ...(hello.ticket ? { Ticket: hello.ticket } : {}),
+        StartTime: this.startedAt.toISOString(),
+        ...(action === 'start' ? {
+          Width: hello.cols, Height: hello.rows, Term: hello.term,
+          ...(hello.reason ? { Reason: hello.reason } : {}),
+          ...(flagged ? { Flagged: true, Reason: hello.reason ? `${hello.reason} (flagged: ${flagged})` : `flagged: ${flagged}` } : {}),
+        } : {}),
+        ...extra,
+      } as Observation<'remote_session'>['fields'],
+    });
+  }
+
+  #emitCommand(commandLine: string, cwd: string): void {
+    const { hello } = this.#context;
+    this.#context.emit({
+      category: 'shell_command', timeMs: Date.now(),
+      fields: { SessionId: this.id, CommandLine: commandLine, User: this.user, CurrentDirectory: cwd, ...(hello.ticket ? { Ticket: hello.ticket } : {}) },
+    });
+  }
+}
+
+/** SSH_CONNECTION is "client-ip client-port server-ip server-port", as sshd sets it. */
+export function parseSshConnection(value: string | undefined): { sourceIp: string; sourcePort: number; localPort: number } | undefined {
+  const parts = value?.trim().split(/\s+/);
+  if (!parts || parts.length !== 4) return undefined;
+  const [sourceIp, sourcePort, , localPort] = parts;
+  const ports = [Number(sourcePort), Number(localPort)];
+  if (!ports.every((p) => Number.isInteger(p) && p >= 0 && p <= 65_535) || !/^[0-9a-fA-F:.]{2,64}$/.test(sourceIp!)) return undefined;
+  return { sourceIp: sourceIp!, sourcePort: ports[0]!, localPort: ports[1]! };
+}
+
+/** Sends a signal to every process of a terminal session (all of whose session id is `sid`). */
+function signalSession(sid: number, signal: NodeJS.Signals): void {
+  const members = [sid];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === sid) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
+      // Fields after the command name (which may hold spaces and parentheses): state ppid pgrp session …
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[3]) === sid) members.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  for (const pid of members) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+}
+
+function existingDir(path: string): string {
+  try {
+    return statSync(path).isDirectory() ? path : '/';
+  } catch {
+    return '/';
+  }
+}
+
+function quoteArg(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+function formatDuration(ms: number): string {
+  const seconds = Math.max(0, Math.round(ms / 1000));
+  return seconds >= 120 ? `${Math.round(seconds / 60)} min` : `${seconds} s`;
+}

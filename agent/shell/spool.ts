@@ -1,0 +1,161 @@
+// Best effort, when policy allows it (`shell.whenDaemonDown: spool`): with the agent daemon down, the
+// shell records the session itself, as the user, into a file in the spool folder, and the daemon takes
+// the file in when it is back. The user owns that file until then and could alter it: the session's
+// start event says it was spooled, so nobody takes it for a daemon-held recording. Who the user was
+// still comes from the kernel: the daemon reads it from the file's owner, not from the file's content.
+import { closeSync, fstatSync, mkdirSync, chmodSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync, constants as fsConstants } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { v7 as uuidv7 } from 'uuid';
+import { categoryFields, type Category } from '../../collector/protocol/index.ts';
+import type { Logger } from '../log/index.ts';
+import { silentLogger } from '../log/index.ts';
+import type { Observation } from '../sensors/types.ts';
+import { rawTerminal } from './client.ts';
+import { lookupUser } from './identity.ts';
+import { BASH_RC } from './marks.ts';
+import type { Hello, ShellPolicy } from './policy.ts';
+import { ShellSession } from './session.ts';
+import { randomBytes } from 'node:crypto';
+
+export const DEFAULT_SPOOL_DIR = '/var/spool/omwatch';
+/** A spooled file past this size is not taken in whole; it is set aside for a person to look at. */
+const MAX_SPOOL_FILE_BYTES = 512 * 1024 * 1024;
+const SPOOLED_CATEGORIES: ReadonlySet<Category> = new Set(['remote_session', 'shell_command', 'session_recording']);
+
+export class SpoolError extends Error {}
+
+/** The spool folder: root's, mode 1733 (anyone may add a file; only its owner and root may touch it). */
+export function prepareSpoolDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o1733 });
+  chmodSync(dir, 0o1733);
+}
+
+/** Runs the session in a pty this process owns, recorded into the spool; resolves to its exit code. */
+export async function runSpooledSession(spoolDir: string, hello: Hello, policy: ShellPolicy, maxSessionMinutes: number | undefined): Promise<number> {
+  const dir = statOrUndefined(spoolDir);
+  if (!dir?.isDirectory() || (dir.mode & 0o1000) === 0 || dir.uid !== 0) {
+    throw new SpoolError(`the spool folder ${spoolDir} is missing or not root's with the sticky bit; the agent makes it when it first starts`);
+  }
+  const id = `shell-${uuidv7()}`;
+  const part = join(spoolDir, `${id}.jsonl.part`);
+  const fd = openSync(part, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+  const write = (observation: Observation) => writeSync(fd, `${JSON.stringify(observation)}\n`);
+  const rcDir = mkdtempSync(join(tmpdir(), 'omwatch-shell-'));
+  const rcPath = join(rcDir, 'bashrc');
+  writeFileSync(rcPath, BASH_RC, { mode: 0o600 });
+  const restore = rawTerminal();
+  const { stdin, stdout } = process;
+  try {
+    return await new Promise<number>((resolve) => {
+      const session = new ShellSession({
+        id, mark: randomBytes(12).toString('hex'), user: lookupUser(process.getuid!()), hello, policy, maxSessionMinutes,
+        flagged: undefined, program: policy.program, rcPath, emit: write, record: write, live: () => {}, recordingBehind: () => false,
+        logger: silentLogger(),
+      }, {
+        started: () => {},
+        show: (bytes) => stdout.write(bytes),
+        onDrain: (listener) => void stdout.on('drain', listener),
+        exit: (code) => resolve(code),
+      });
+      stdin.on('data', (data: Buffer) => session.input(data));
+      stdout.on('resize', () => session.resize(stdout.columns || 80, stdout.rows || 24));
+      stdin.resume();
+      session.start();
+    });
+  } finally {
+    restore();
+    stdin.pause();
+    closeSync(fd);
+    renameSync(part, join(spoolDir, `${id}.jsonl`));
+    rmSync(rcDir, { recursive: true, force: true });
+  }
+}
+
+export interface SpoolIntake {
+  emit: (observation: Observation) => void;
+  record: (observation: Observation<'session_recording'>) => void;
+  /** A file that could not be taken in whole: set aside (`.rejected`) and reported. */
+  rejected: (file: string, reason: string) => void;
+  logger?: Logger;
+}
+
+/**
+ * Takes in every finished spooled session: each line checked against its category's schema and the
+ * file's session id, `User` set from the file's owner, the start marked as spooled. A file with any bad
+ * line is set aside whole, never half taken in.
+ */
+export function takeSpool(spoolDir: string, intake: SpoolIntake): number {
+  let names: string[];
+  try {
+    names = readdirSync(spoolDir).filter((name) => /^shell-[0-9a-f-]{36}\.jsonl$/.test(name));
+  } catch {
+    return 0;
+  }
+  let taken = 0;
+  for (const name of names) {
+    const path = join(spoolDir, name);
+    const sessionId = name.slice(0, -'.jsonl'.length);
+    let observations: Observation[];
+    try {
+      observations = readSpooled(path, sessionId);
+    } catch (error) {
+      intake.rejected(path, (error as Error).message);
+      renameSync(path, `${path}.rejected`);
+      continue;
+    }
+    for (const observation of observations) {
+      if (observation.category === 'session_recording') intake.record(observation as Observation<'session_recording'>);
+      else intake.emit(observation);
+    }
+    rmSync(path, { force: true });
+    intake.logger?.info({ sessionId, records: observations.length }, 'spooled session taken in');
+    taken++;
+  }
+  return taken;
+}
+
+function readSpooled(path: string, sessionId: string): Observation[] {
+  const fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+  let text: string;
+  let owner: string;
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile() || stat.nlink !== 1) throw new SpoolError('not a plain file with one link');
+    if (stat.size > MAX_SPOOL_FILE_BYTES) throw new SpoolError(`larger than ${MAX_SPOOL_FILE_BYTES} bytes`);
+    owner = lookupUser(stat.uid).name;
+    text = readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+  const observations: Observation[] = [];
+  for (const [index, line] of text.split('\n').entries()) {
+    if (line === '') continue;
+    let value: { category?: unknown; timeMs?: unknown; fields?: unknown };
+    try {
+      value = JSON.parse(line) as typeof value;
+    } catch {
+      throw new SpoolError(`line ${index + 1}: not JSON`);
+    }
+    const category = value.category as Category;
+    if (!SPOOLED_CATEGORIES.has(category) || typeof value.timeMs !== 'number' || !Number.isFinite(value.timeMs)) throw new SpoolError(`line ${index + 1}: not a spooled session record`);
+    const fields = categoryFields[category].safeParse(value.fields);
+    if (!fields.success) throw new SpoolError(`line ${index + 1}: ${fields.error.issues[0]?.path.join('.')}: ${fields.error.issues[0]?.message}`);
+    const checked = fields.data as Record<string, unknown>;
+    if (checked['SessionId'] !== sessionId) throw new SpoolError(`line ${index + 1}: another session's record`);
+    if ('User' in checked || category !== 'session_recording') checked['User'] = owner;
+    if (category === 'remote_session' && checked['Action'] === 'start') {
+      checked['Reason'] = `spooled: recorded by the user's own shell while the agent was down, taken in at ${new Date().toISOString()}; the user could alter it until then${checked['Reason'] ? ` (${String(checked['Reason'])})` : ''}`;
+    }
+    observations.push({ category, timeMs: value.timeMs, fields: checked } as Observation);
+  }
+  return observations;
+}
+
+function statOrUndefined(path: string) {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
+}

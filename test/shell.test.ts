@@ -1,0 +1,368 @@
+// The recorded shell, end to end and for real: a collector, an enrolled agent daemon, and
+// `omwatch-agent shell` run as an unprivileged vendor account inside a real pty, typed at as a user
+// would. What is checked is what the SOC and auditors rely on: each command an event within a second,
+// passwords never recorded, the recording plays back in Debian's asciinema exactly as the terminal
+// showed it, an analyst's kill ends the session within a second, and the user cannot forge or undo any
+// of it.
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { AGENT_BIN, cli, COLLECTOR_BIN, createToken, freePort, start, startCollector, until, type Proc } from './helpers/delivery.ts';
+import { ensureUser, sshdAvailable, startSshd, type Account } from './helpers/sshd.ts';
+import { Terminal } from './helpers/terminal.ts';
+
+const IMPOSTOR = new URL('./fixtures/shell-impostor.ts', import.meta.url).pathname;
+const TSX = new URL('../node_modules/.bin/tsx', import.meta.url).pathname;
+const asRoot = process.getuid?.() === 0;
+
+interface Stored {
+  record: { category?: string; time: string; fields?: Record<string, unknown>; rule?: { title: string }; sessionId?: string; summary?: string };
+}
+
+describe.skipIf(!asRoot)('recorded shell (omwatch-agent shell)', () => {
+  let dir: string;
+  let collectorDir: string;
+  let agentDir: string;
+  let policyPath: string;
+  let collector: Proc & { url: string };
+  let agent: Proc;
+  let vendor: Account;
+  let analyst: string;
+
+  const writePolicy = async (text: string) => {
+    const before = agent.lines.length;
+    writeFileSync(policyPath, text);
+    await until('the agent to load the new policy', () => agent.lines.slice(before).some((line) => line.includes('policy loaded')));
+  };
+  const BASE_POLICY = 'shell:\n  recordInput: true\n';
+
+  /** `omwatch-agent shell` as the vendor, in a fresh terminal; the env claims to be root, which must not matter. */
+  const shell = (args: string[] = [], dataDir = agentDir) => new Terminal([process.execPath, AGENT_BIN, 'shell', '--data', dataDir, ...args], {
+    as: vendor, cwd: vendor.home, env: { HOME: vendor.home, USER: 'root', LOGNAME: 'root' },
+  });
+  /** Types a line and returns when Enter was pressed (ms). */
+  const enter = (t: Terminal, line: string) => {
+    t.write(`${line}\r`);
+    return Date.now();
+  };
+  const sessionIdOf = async (t: Terminal) => {
+    const from = t.output.length;
+    enter(t, 'echo "sid=$OMWATCH_SESSION"');
+    await t.waitFor(/sid=shell-[\w-]+\r\n/, from);
+    return /sid=(shell-[\w-]+)\r\n/.exec(t.text(from))![1]!;
+  };
+  const sessionRecords = (sessionId: string): Stored[] => {
+    const result = cli(COLLECTOR_BIN, ['export', '--data', collectorDir, '--session', sessionId]);
+    expect(result.status, result.stderr).toBe(0);
+    return result.stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Stored);
+  };
+  const sessionState = (sessionId: string) => {
+    const result = cli(COLLECTOR_BIN, ['sessions', '--data', collectorDir, '--json']);
+    return result.stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as { id: string; state: string; endedBy: string | null }).find((s) => s.id === sessionId);
+  };
+  const ended = (sessionId: string) => until(`session ${sessionId} to be stored as ended`, () => {
+    const state = sessionState(sessionId);
+    return state?.state === 'ended' ? state : undefined;
+  });
+  const api = (path: string, init: RequestInit = {}, token = analyst) => fetch(new URL(path, collector.url), { ...init, headers: { authorization: `Bearer ${token}` } });
+
+  beforeAll(async () => {
+    vendor = await ensureUser('omwvendor');
+    dir = mkdtempSync(join(tmpdir(), 'omwatch-shell-'));
+    // The vendor may pass through to the socket, and no further: the outbox stays root's alone.
+    chmodSync(dir, 0o711);
+    collectorDir = join(dir, 'collector');
+    agentDir = join(dir, 'agent');
+    mkdirSync(agentDir, { mode: 0o711 });
+    mkdirSync(join(dir, 'policy'));
+    policyPath = join(dir, 'policy', 'policy.yml');
+    writeFileSync(policyPath, BASE_POLICY);
+    collector = await startCollector(collectorDir, await freePort());
+    const enrolled = cli(AGENT_BIN, ['enroll', '--collector', collector.url, '--token', createToken(collectorDir, 'enroll'), '--data', agentDir]);
+    if (enrolled.status !== 0) throw new Error(`enroll failed: ${enrolled.stderr}`);
+    agent = start([process.execPath, AGENT_BIN, 'run', '--data', agentDir, '--policy', policyPath], {}, { searchStderr: true });
+    await agent.waitLine(/recorded shell: listening/);
+    const made = cli(COLLECTOR_BIN, ['token', 'create', '--role', 'analyst', '--name', 'soc-alice', '--data', collectorDir]);
+    analyst = made.stdout.trim().split('\n').at(-1)!;
+  }, 120_000);
+
+  afterAll(async () => {
+    agent?.child.kill('SIGTERM');
+    await agent?.exited;
+    collector?.child.kill('SIGTERM');
+    await collector?.exited;
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('records a working session: commands (a builtin too) as events within 1 s, no password, resize, exit code; the recording plays back as shown', async () => {
+    const t = shell(['--ticket', 'CHG-1042', '--reason', 'replace PLC firmware']);
+    await t.waitFor(/\$ $/);
+    const sessionId = await sessionIdOf(t);
+    const entered: Array<[string, number]> = [['echo "sid=$OMWATCH_SESSION"', Date.now()]];
+    const run = async (line: string, shows: RegExp | string) => {
+      const from = t.output.length;
+      entered.push([line, enter(t, line)]);
+      await t.waitFor(shows, from);
+    };
+    await run('cd /tmp', /\$ $/);
+    await run('pwd', '/tmp\r\n');
+    await run('echo hello-$((6*7))', 'hello-42');
+    // Typed key by key, as a person types: each key shows on the screen, so each is recorded as input.
+    let from = t.output.length;
+    for (const key of 'echo typed-by-hand') {
+      t.write(key);
+      from = await t.waitFor(key, from);
+    }
+    entered.push(['echo typed-by-hand', enter(t, '')]);
+    await t.waitFor('typed-by-hand\r\n', from);
+    // A password read with echo off: typed key by key too, never on the screen, never in the recording.
+    from = t.output.length;
+    entered.push([`read -s -p 'Password: ' pw; echo "got \${#pw} chars"`, enter(t, `read -s -p 'Password: ' pw; echo "got \${#pw} chars"`)]);
+    // The prompt itself, at the end of the screen (the command line's echo holds the same words).
+    await t.waitFor(/Password: $/, from);
+    for (const key of 's3cret-Xy9') t.write(key);
+    t.write('\r');
+    await t.waitFor('got 10 chars', from);
+    t.pty.resize(100, 40);
+    await run('stty size', '40 100');
+    entered.push(['exit 3', enter(t, 'exit 3')]);
+    expect((await t.exited).exitCode).toBe(3);
+
+    await ended(sessionId);
+    const records = sessionRecords(sessionId);
+    const commands = records.filter((r) => r.record.category === 'shell_command');
+    expect(commands.map((r) => r.record.fields!['CommandLine'])).toEqual(entered.map(([line]) => line));
+    for (const [index, command] of commands.entries()) {
+      expect(command.record.fields).toMatchObject({ SessionId: sessionId, User: 'omwvendor', Ticket: 'CHG-1042' });
+      const lag = Date.parse(command.record.time) - entered[index]![1];
+      expect(lag, `${entered[index]![0]}: event ${lag} ms after Enter`).toBeLessThan(1_000);
+    }
+    expect(commands[1]!.record.fields!['CurrentDirectory']).toBe(vendor.home);
+    expect(commands[2]!.record.fields!['CurrentDirectory']).toBe('/tmp');
+    const opened = records.find((r) => r.record.category === 'remote_session' && r.record.fields!['Action'] === 'start')!;
+    expect(opened.record.fields).toMatchObject({ Tool: 'omwatch-shell', User: 'omwvendor', Ticket: 'CHG-1042', Reason: 'replace PLC firmware', Width: 80, Height: 24 });
+    const end = records.find((r) => r.record.category === 'remote_session' && r.record.fields!['Action'] === 'end')!;
+    expect(end.record.fields).toMatchObject({ EndedBy: 'exit', ExitCode: 3 });
+
+    const castPath = join(dir, `${sessionId}.cast`);
+    const exported = cli(COLLECTOR_BIN, ['export', '--data', collectorDir, '--session', sessionId, '--format', 'asciicast', '--out', castPath]);
+    expect(exported.status, exported.stderr).toBe(0);
+    const cast = readFileSync(castPath, 'utf8');
+    const [header, ...events] = cast.trimEnd().split('\n').map((line) => JSON.parse(line) as unknown);
+    expect(header).toMatchObject({ version: 2, width: 80, height: 24, session_id: sessionId, user: 'omwvendor', ticket: 'CHG-1042' });
+    const typed = (events as Array<[number, string, string]>).filter(([, type]) => type === 'i').map(([, , data]) => data).join('');
+    expect(typed).toContain('echo typed-by-hand');
+    expect(cast).not.toContain('s3cret');
+    expect(events).toContainEqual([expect.any(Number), 'r', '100x40']);
+    // Debian's asciinema (installed by the pretest) plays it back as the terminal showed it. It wants a
+    // terminal; -opost so that terminal passes its bytes as they are.
+    expect(existsSync('/usr/bin/asciinema'), 'asciinema is installed by scripts/pretest.sh').toBe(true);
+    const player = new Terminal(['/bin/sh', '-c', `stty -opost && exec asciinema cat ${castPath}`], { env: { ASCIINEMA_CONFIG_HOME: join(dir, 'asciinema') } });
+    expect((await player.exited).exitCode).toBe(0);
+    expect(player.text()).toBe(t.text());
+    const verified = cli(COLLECTOR_BIN, ['verify', '--data', collectorDir]);
+    expect(verified.status, verified.stdout).toBe(0);
+  }, 60_000);
+
+  it('records a session that floods output whole, and it plays back byte for byte', async () => {
+    const t = shell();
+    await t.waitFor(/\$ $/);
+    const sessionId = await sessionIdOf(t);
+    const from = t.output.length;
+    enter(t, 'head -c 3000000 /dev/urandom | base64 -w 120; echo flood-$((1+1))-done');
+    await t.waitFor('flood-2-done\r\n', from, 60_000);
+    enter(t, 'exit');
+    await t.exited;
+    expect(t.output.length - from).toBeGreaterThan(4_000_000);
+    await ended(sessionId);
+    const castPath = join(dir, `${sessionId}.cast`);
+    const exported = cli(COLLECTOR_BIN, ['export', '--data', collectorDir, '--session', sessionId, '--format', 'asciicast', '--out', castPath]);
+    expect(exported.status, exported.stderr).toBe(0);
+    const player = new Terminal(['/bin/sh', '-c', `stty -opost && exec asciinema cat ${castPath}`], { env: { ASCIINEMA_CONFIG_HOME: join(dir, 'asciinema') } });
+    expect((await player.exited).exitCode).toBe(0);
+    expect(player.output.equals(t.output)).toBe(true);
+  }, 120_000);
+
+  it('lets an analyst watch a live session and end it within 1 s; the end names the analyst', async () => {
+    const t = shell(['--ticket', 'CHG-7']);
+    await t.waitFor(/\$ $/);
+    const sessionId = await sessionIdOf(t);
+    await until('the collector to list the session as live', () => {
+      const listed = cli(COLLECTOR_BIN, ['sessions', 'live', '--url', collector.url, '--token', analyst, '--json']);
+      return listed.stdout.split('\n').filter(Boolean).some((line) => (JSON.parse(line) as { sessionId: string; user: string }).sessionId === sessionId);
+    });
+    expect((await api(`/api/v1/sessions/${sessionId}/kill`, { method: 'POST' }, createToken(collectorDir, 'auditor'))).status).toBe(401);
+
+    const watcher = new WebSocket(new URL(`/api/v1/sessions/live?id=${sessionId}`, collector.url.replace(/^http/, 'ws')), { headers: { authorization: `Bearer ${analyst}` } });
+    const frames: Array<{ type: string; data?: string }> = [];
+    const seen = (test: (frames: Array<{ type: string; data?: string }>) => boolean) => until('the watcher to receive it', () => test(frames));
+    watcher.on('message', (data) => frames.push(JSON.parse(data.toString()) as { type: string; data?: string }));
+    await new Promise((resolve) => watcher.once('open', resolve));
+    enter(t, 'echo live-$((40+2))-view');
+    await seen((f) => f.some((frame) => frame.type === 'pty' && frame.data!.includes('live-42-view')));
+
+    const asked = Date.now();
+    const kill = await api(`/api/v1/sessions/${sessionId}/kill`, { method: 'POST' });
+    expect(kill.status).toBe(202);
+    const { exitCode } = await t.exited;
+    const took = Date.now() - asked;
+    expect(took, `session ended ${took} ms after the kill`).toBeLessThan(1_000);
+    expect(exitCode).not.toBe(0);
+    expect(t.text()).toContain('this session was ended by the SOC (soc-alice)');
+    await seen((f) => f.some((frame) => frame.type === 'session.end'));
+    watcher.close();
+    expect((await ended(sessionId)).endedBy).toBe('analyst:soc-alice');
+    expect((await api(`/api/v1/sessions/${sessionId}/kill`, { method: 'POST' })).status).toBe(404);
+  }, 60_000);
+
+  it('warns an idle session in its terminal, then ends it (policy shell.idleMinutes)', async () => {
+    await writePolicy(`${BASE_POLICY}  idleMinutes: 0.05\n  warnBeforeSeconds: 2\n`);
+    try {
+      const t = shell();
+      await t.waitFor(/\$ $/);
+      const sessionId = await sessionIdOf(t);
+      const warned = await t.waitFor(/unless you type something/);
+      await t.waitFor('the session ends (policy shell.idleMinutes)', warned);
+      await t.exited;
+      expect((await ended(sessionId)).endedBy).toBe('idle-timeout');
+    } finally {
+      await writePolicy(BASE_POLICY);
+    }
+  }, 60_000);
+
+  it('refuses a session without the required ticket, saying why, and records the refusal and an alert; with gate: flag it starts flagged', async () => {
+    await writePolicy(`ticket:\n  required: true\n  pattern: '^CHG-[0-9]+$'\n${BASE_POLICY}`);
+    try {
+      const refused = shell();
+      expect((await refused.exited).exitCode).toBe(1);
+      expect(refused.text()).toContain('a change ticket is required: start the shell with --ticket ID');
+      const wrong = shell(['--ticket', 'whatever']);
+      expect((await wrong.exited).exitCode).toBe(1);
+      expect(wrong.text()).toContain("the ticket 'whatever' does not match the policy's ticket pattern");
+      const alerts = await until('the refusal alerts at the collector', () => {
+        const lines = cli(COLLECTOR_BIN, ['export', '--data', collectorDir]).stdout.trim().split('\n').map((line) => JSON.parse(line) as Stored);
+        const found = lines.filter((l) => l.record.rule?.title === 'Recorded Shell Refused by the O&M Policy');
+        return found.length >= 2 ? { found, lines } : undefined;
+      });
+      const refusals = alerts.lines.filter((l) => l.record.category === 'remote_session' && l.record.fields!['Action'] === 'refused');
+      expect(refusals.map((r) => r.record.fields!['User'])).toEqual(['omwvendor', 'omwvendor']);
+
+      await writePolicy(`ticket:\n  required: true\n  pattern: '^CHG-[0-9]+$'\nshell:\n  recordInput: true\n  gate: flag\n`);
+      const flagged = shell();
+      await flagged.waitFor('this session is flagged (a change ticket is required');
+      await flagged.waitFor(/\$ $/);
+      const sessionId = await sessionIdOf(flagged);
+      enter(flagged, 'exit');
+      await flagged.exited;
+      await ended(sessionId);
+      const withAlert = await until('the ticket alert for the flagged session', () => {
+        const lines = cli(COLLECTOR_BIN, ['export', '--data', collectorDir]).stdout.trim().split('\n').map((line) => JSON.parse(line) as Stored);
+        return lines.find((l) => l.record.rule?.title === 'Remote Session Without a Valid Change Ticket' && l.record.sessionId === sessionId);
+      });
+      expect(withAlert).toBeDefined();
+      expect(sessionRecords(sessionId).find((r) => r.record.fields?.['Action'] === 'start')!.record.fields).toMatchObject({ Flagged: true });
+    } finally {
+      await writePolicy(BASE_POLICY);
+    }
+  }, 60_000);
+
+  it('refuses outright when the agent daemon is not running (strict, the default)', async () => {
+    const empty = join(dir, 'no-daemon');
+    mkdirSync(empty, { mode: 0o711 });
+    const t = shell([], empty);
+    expect((await t.exited).exitCode).toBe(1);
+    expect(t.text()).toContain('the omwatch agent is not running');
+    expect(t.text()).toContain('refused (policy shell.whenDaemonDown: refuse)');
+  }, 30_000);
+
+  it('keeps the recording out of the user\'s reach, and takes who they are from the kernel, not from what they claim', async () => {
+    const outbox = join(agentDir, 'outbox.db');
+    const before = statSync(outbox);
+    const t = shell();
+    await t.waitFor(/\$ $/);
+    const sessionId = await sessionIdOf(t);
+    const from = t.output.length;
+    enter(t, `rm -f ${outbox}; echo junk >> ${outbox}; kill -9 ${agent.child.pid}; echo tamper-$((1+1))`);
+    await t.waitFor('tamper-2', from);
+    enter(t, 'exit');
+    await t.exited;
+    const shown = t.text(from);
+    expect(shown).toMatch(/rm: cannot remove .*Permission denied/);
+    expect(shown).toMatch(/Permission denied/);
+    expect(shown).toMatch(/Operation not permitted/);
+    expect(statSync(outbox).ino).toBe(before.ino);
+    expect(agent.child.exitCode).toBeNull();
+    await ended(sessionId);
+    const attempt = sessionRecords(sessionId).find((r) => r.record.category === 'shell_command' && String(r.record.fields!['CommandLine']).startsWith('rm -f'));
+    expect(attempt?.record.fields).toMatchObject({ User: 'omwvendor' });
+
+    // Hostile clients on the socket: no proof, someone else's file as proof, a request naming root.
+    const impostor = (mode: string, foreign?: string) => {
+      const result = spawnSync('/usr/bin/setpriv', ['--reuid', String(vendor.uid), '--regid', String(vendor.gid), '--init-groups', '--', process.execPath, TSX, IMPOSTOR, join(agentDir, 'shell.sock'), mode, ...(foreign ? [foreign] : [])], { encoding: 'utf8', cwd: '/', timeout: 30_000 });
+      expect(result.status, result.stderr).toBe(0);
+      return JSON.parse(result.stdout.trim().split('\n').at(-1)!) as { notice: string; exit: { code: number } | null; started: boolean; proofError?: string };
+    };
+    const rootFile = join(dir, 'root-owned');
+    writeFileSync(rootFile, 'x');
+    chmodSync(rootFile, 0o644);
+    for (const [mode, foreign] of [['skip'], ['symlink', rootFile], ['hardlink', rootFile]] as const) {
+      const answer = impostor(mode, foreign);
+      expect(answer.started, mode).toBe(false);
+      expect(answer.notice, mode).toContain('identity not proven');
+      expect(answer.exit?.code, mode).toBe(1);
+    }
+    const claims = impostor('claims');
+    expect(claims.started).toBe(false);
+    expect(claims.notice).toMatch(/the shell's request is invalid/);
+  }, 90_000);
+
+  // Stops and restarts the agent daemon (the tests after it use the new one).
+  it('with whenDaemonDown: spool, records while the agent is down and hands the session over when it is back', async () => {
+    const spoolPolicy = join(dir, 'policy', 'spool.yml');
+    writeFileSync(spoolPolicy, 'shell:\n  whenDaemonDown: spool\n', { mode: 0o644 });
+    agent.child.kill('SIGTERM');
+    await agent.exited;
+    const t = shell(['--policy', spoolPolicy, '--ticket', 'CHG-9']);
+    await t.waitFor('recorded to the spool');
+    await t.waitFor(/\$ $/);
+    const sessionId = await sessionIdOf(t);
+    const from = t.output.length;
+    enter(t, 'echo spooled-$((3*3))');
+    await t.waitFor('spooled-9', from);
+    enter(t, 'exit 5');
+    expect((await t.exited).exitCode).toBe(5);
+    const spooled = join(agentDir, 'spool', `${sessionId}.jsonl`);
+    expect(statSync(spooled).uid).toBe(vendor.uid);
+
+    agent = start([process.execPath, AGENT_BIN, 'run', '--data', agentDir, '--policy', policyPath], {}, { searchStderr: true });
+    await agent.waitLine(/spooled session taken in/);
+    expect(existsSync(spooled)).toBe(false);
+    const session = await ended(sessionId);
+    expect(session).toMatchObject({ endedBy: 'exit' });
+    const records = sessionRecords(sessionId);
+    expect(records.find((r) => r.record.fields?.['Action'] === 'start')!.record.fields).toMatchObject({ User: 'omwvendor', Ticket: 'CHG-9', Reason: expect.stringMatching(/^spooled: /) });
+    expect(records.filter((r) => r.record.category === 'shell_command').map((r) => r.record.fields!['CommandLine'])).toContain('echo spooled-$((3*3))');
+    expect(cli(COLLECTOR_BIN, ['verify', '--data', collectorDir]).status).toBe(0);
+  }, 90_000);
+
+  it.skipIf(!sshdAvailable().ok)('works as an sshd ForceCommand: the remote command runs recorded, its exit code goes back over ssh', async () => {
+    const sshd = await startSshd({ extraConfig: [`ForceCommand ${process.execPath} ${AGENT_BIN} shell --data ${agentDir}`] });
+    try {
+      const client = sshd.ssh('echo via-ssh-$((2*3)); exit 4', { tty: true });
+      let out = '';
+      client.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      const code = await new Promise<number | null>((resolve) => client.once('exit', (c) => resolve(c)));
+      expect(out).toContain('via-ssh-6');
+      expect(code).toBe(4);
+      const session = await until('the ssh session to be stored as ended', () => cli(COLLECTOR_BIN, ['sessions', '--data', collectorDir, '--json']).stdout.trim().split('\n')
+        .map((line) => JSON.parse(line) as { id: string; user: string; state: string }).find((s) => s.user === sshd.user && s.state === 'ended'));
+      const opened = sessionRecords(session.id).find((r) => r.record.fields?.['Action'] === 'start')!;
+      expect(opened.record.fields).toMatchObject({ Protocol: 'ssh', SourceIp: '127.0.0.1', User: sshd.user });
+    } finally {
+      await sshd.stop();
+    }
+  }, 60_000);
+});
