@@ -87,7 +87,7 @@ export async function startCollector(options: CollectorOptions): Promise<Running
 
   app.get('/api/v1/metrics', async (request, reply) => {
     if (!tokenFor(store, bearer(request.headers.authorization), ['admin'])) return reply.code(401).send({ error: 'an admin token is required' });
-    return { ingest: ingest.counters, refusals, live: live.counters, agentsOnline: online.size, store: store.counts() };
+    return { ingest: ingest.counters, refusals, live: live.counters, sessions: sessions.counters, agentsOnline: online.size, store: store.counts() };
   });
 
   // Recorded shells: the live ones, and ending one. An analyst's kill is recorded by the agent, by name.

@@ -107,6 +107,8 @@ describe.skipIf(!asRoot)('recorded shell (omwatch-agent shell)', () => {
       entered.push([line, enter(t, line)]);
       await t.waitFor(shows, from);
     };
+    // The user's own terminal and groups, nothing of root's (login does the same).
+    await run('echo "who=$(id -un) groups=$(id -Gn) tty-owner=$(stat -c %U $(tty))"', 'who=omwvendor groups=omwvendor tty-owner=omwvendor\r\n');
     await run('cd /tmp', /\$ $/);
     await run('pwd', '/tmp\r\n');
     await run('echo hello-$((6*7))', 'hello-42');
@@ -126,6 +128,12 @@ describe.skipIf(!asRoot)('recorded shell (omwatch-agent shell)', () => {
     for (const key of 's3cret-Xy9') t.write(key);
     t.write('\r');
     await t.waitFor('got 10 chars', from);
+    // Ctrl-C reaches the foreground job through the pty's own line discipline.
+    from = t.output.length;
+    entered.push(['sleep 30', enter(t, 'sleep 30')]);
+    await t.waitFor('sleep 30\r\n', from);
+    t.write('\x03');
+    await t.waitFor(/\^C.*\$ $/s, from, 5_000);
     t.pty.resize(100, 40);
     await run('stty size', '40 100');
     entered.push(['exit 3', enter(t, 'exit 3')]);
@@ -140,8 +148,8 @@ describe.skipIf(!asRoot)('recorded shell (omwatch-agent shell)', () => {
       const lag = Date.parse(command.record.time) - entered[index]![1];
       expect(lag, `${entered[index]![0]}: event ${lag} ms after Enter`).toBeLessThan(1_000);
     }
-    expect(commands[1]!.record.fields!['CurrentDirectory']).toBe(vendor.home);
-    expect(commands[2]!.record.fields!['CurrentDirectory']).toBe('/tmp');
+    expect(commands[2]!.record.fields!['CurrentDirectory']).toBe(vendor.home);
+    expect(commands[3]!.record.fields!['CurrentDirectory']).toBe('/tmp');
     const opened = records.find((r) => r.record.category === 'remote_session' && r.record.fields!['Action'] === 'start')!;
     expect(opened.record.fields).toMatchObject({ Tool: 'omwatch-shell', User: 'omwvendor', Ticket: 'CHG-1042', Reason: 'replace PLC firmware', Width: 80, Height: 24 });
     const end = records.find((r) => r.record.category === 'remote_session' && r.record.fields!['Action'] === 'end')!;
@@ -287,6 +295,8 @@ describe.skipIf(!asRoot)('recorded shell (omwatch-agent shell)', () => {
     const from = t.output.length;
     enter(t, `rm -f ${outbox}; echo junk >> ${outbox}; kill -9 ${agent.child.pid}; echo tamper-$((1+1))`);
     await t.waitFor('tamper-2', from);
+    // Turning command reporting off is itself reported, and alerted on.
+    enter(t, 'trap - DEBUG');
     enter(t, 'exit');
     await t.exited;
     const shown = t.text(from);
@@ -298,6 +308,10 @@ describe.skipIf(!asRoot)('recorded shell (omwatch-agent shell)', () => {
     await ended(sessionId);
     const attempt = sessionRecords(sessionId).find((r) => r.record.category === 'shell_command' && String(r.record.fields!['CommandLine']).startsWith('rm -f'));
     expect(attempt?.record.fields).toMatchObject({ User: 'omwvendor' });
+    await until('the alert on turning command reporting off', () => {
+      const lines = cli(COLLECTOR_BIN, ['export', '--data', collectorDir, '--session', sessionId]).stdout.trim().split('\n').map((line) => JSON.parse(line) as Stored);
+      return lines.some((l) => l.record.rule?.title === 'Command Reporting Turned Off in a Recorded Shell');
+    });
 
     // Hostile clients on the socket: no proof, someone else's file as proof, a request naming root.
     const impostor = (mode: string, foreign?: string) => {

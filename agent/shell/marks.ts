@@ -1,12 +1,15 @@
-// Command lines reported by the shell itself. The recorded shell's bash prints, from PS0 (after a line
-// is read, before it runs, builtins included), a private OSC sequence carrying the session's secret
-// mark, the working directory and the history line, both base64:
+// Command lines reported by the shell itself. The recorded shell's bash, from a DEBUG trap armed at
+// each prompt (so once per line read, before it runs, builtins included), prints a private OSC sequence
+// carrying the session's secret mark, the working directory (percent-encoded) and its history line:
 //
-//     ESC ] 6973 ; <mark> ; <base64 cwd> ; <base64 command line> BEL
+//     ESC ] 6973 ; <mark> ; <cwd> ; <history line> BEL
 //
-// The daemon takes these out of the output before the terminal, the recording or the live view see
-// them. A sequence without this session's mark (printed by `cat` of a crafted file, say) is left alone
-// as data: it cannot forge a command event.
+// It runs in the shell itself with builtins only (no subshell, no fork), so it is done before a Ctrl-C
+// typed after Enter can interrupt it. The daemon takes these out of the output before the terminal, the
+// recording or the live view see them. A sequence without this session's mark (printed by `cat` of a
+// crafted file, say) is left alone as data: it cannot forge a command event.
+
+import { readFileSync } from 'node:fs';
 
 const PREFIX = Buffer.from('\x1b]6973;');
 const BEL = 0x07;
@@ -52,7 +55,7 @@ export class CommandMarks {
         } else kept.push(input.subarray(from));
         break;
       }
-      const command = this.#parse(input.subarray(start + PREFIX.length, end).toString('latin1'));
+      const command = this.#parse(input.subarray(start + PREFIX.length, end));
       if (command) {
         kept.push(input.subarray(from, start));
         commands.push(command);
@@ -70,15 +73,20 @@ export class CommandMarks {
     return held;
   }
 
-  #parse(body: string): ReportedCommand | undefined {
-    const parts = body.split(';');
-    if (parts.length !== 3 || parts[0] !== this.#mark) return undefined;
-    const cwd = Buffer.from(parts[1]!, 'base64').toString('utf8');
-    const history = Buffer.from(parts[2]!, 'base64').toString('utf8');
-    // `history 1` prints "  123  the line" (a `*` marks an edited entry).
-    const commandLine = history.replace(/^\s*\d+\*?\s\s?/, '').replace(/\n$/, '');
+  #parse(body: Buffer): ReportedCommand | undefined {
+    const first = body.indexOf(0x3b);
+    const second = first === -1 ? -1 : body.indexOf(0x3b, first + 1);
+    if (second === -1 || body.subarray(0, first).toString('latin1') !== this.#mark) return undefined;
+    const cwd = decodePercent(body.subarray(first + 1, second).toString('utf8'));
+    // `history 1` prints "  123  the line" (a `*` marks an edited entry), then a newline.
+    const commandLine = body.subarray(second + 1).toString('utf8').replace(/^\s*\d+\*?\s\s?/, '').replace(/\r?\n$/, '');
     return { commandLine, cwd };
   }
+}
+
+/** Undoes the rc file's __omwatch_enc: %XX escapes of %, ;, BEL, ESC, CR and LF. */
+function decodePercent(text: string): string {
+  return text.replace(/%([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
 }
 
 /** Where a suffix of `buffer` that is a proper prefix of PREFIX begins (buffer.length if none). */
@@ -92,24 +100,8 @@ function partialPrefixAt(buffer: Buffer, from: number): number {
 }
 
 /**
- * The rc file the recorded bash reads: the user's usual start-up files, then the hook. Command lines
- * reach the daemon through PS0; turning it off is itself a command line, reported before it runs.
+ * The rc file the recorded bash reads (omwatch.bashrc, shipped beside this file): the user's usual
+ * start-up files, then the hook. Turning the hook off is itself a command line, reported before it runs
+ * (and alerted on by the pack).
  */
-export const BASH_RC = String.raw`# omwatch recorded shell: the usual start-up files, then the command hook.
-if [ -f /etc/profile ]; then . /etc/profile; fi
-for __omwatch_f in "$HOME/.bash_profile" "$HOME/.bash_login" "$HOME/.profile"; do
-  if [ -f "$__omwatch_f" ]; then . "$__omwatch_f"; break; fi
-done
-unset __omwatch_f
-case "$-" in *i*) ;; *) return 0 2>/dev/null ;; esac
-[ -f "$HOME/.bashrc" ] && ! grep -qs '\.bashrc' "$HOME/.profile" && . "$HOME/.bashrc"
-HISTCONTROL=
-HISTIGNORE=
-set -o history
-__omwatch_ps0() {
-  local line
-  line=$(HISTTIMEFORMAT= builtin history 1)
-  builtin printf '\033]6973;%s;%s;%s\007' "$OMWATCH_MARK" "$(builtin printf %s "$PWD" | base64 -w0)" "$(builtin printf %s "$line" | base64 -w0)"
-}
-PS0='$(__omwatch_ps0)'"$PS0"
-`;
+export const BASH_RC = readFileSync(new URL('./omwatch.bashrc', import.meta.url), 'utf8');

