@@ -14,6 +14,7 @@ import { AGENT_BIN, cli, COLLECTOR_BIN, createToken, freePort, start, startColle
 import { ensureUser, sshdAvailable, startSshd, type Account } from './helpers/sshd.ts';
 import { Terminal } from './helpers/terminal.ts';
 
+const SHELL_BIN = new URL('../bin/omwatch-shell.js', import.meta.url).pathname;
 const IMPOSTOR = new URL('./fixtures/shell-impostor.ts', import.meta.url).pathname;
 const TSX = new URL('../node_modules/.bin/tsx', import.meta.url).pathname;
 const asRoot = process.getuid?.() === 0;
@@ -276,6 +277,12 @@ describe.skipIf(!asRoot)('recorded shell (omwatch-agent shell)', () => {
       await writePolicy(BASE_POLICY);
     }
   }, 60_000);
+
+  it('works as a login shell: omwatch-shell -c CMD, as sshd runs a login shell for `ssh host CMD`', async () => {
+    const t = new Terminal([process.execPath, SHELL_BIN, '--data', agentDir, '-c', 'echo login-$((2+2)); exit 6'], { as: vendor, cwd: vendor.home, env: { HOME: vendor.home } });
+    await t.waitFor('login-4');
+    expect((await t.exited).exitCode).toBe(6);
+  }, 30_000);
 
   it('refuses outright when the agent daemon is not running (strict, the default)', async () => {
     const empty = join(dir, 'no-daemon');

@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { answerChallenge, type Challenge } from './identity.ts';
-import { encodeFrame, Frame, FrameError, FrameReader, jsonPayload } from './frames.ts';
+import { encodeFrame, Frame, jsonPayload, readFrames } from './frames.ts';
 import type { Hello } from './policy.ts';
 
 export interface ShellClientOptions {
@@ -66,9 +66,9 @@ export async function runShellClient(options: ShellClientOptions): Promise<numbe
   }
 
   return await new Promise<number>((resolve) => {
-    const reader = new FrameReader();
     let restore: (() => void) | undefined;
     let exitCode: number | undefined;
+    let paused = false;
     const onInput = (data: Buffer) => socket.write(encodeFrame(Frame.INPUT, data));
     const onResize = () => socket.write(encodeFrame(Frame.RESIZE, { cols: stdout.columns || 80, rows: stdout.rows || 24 }));
     const finish = (code: number) => {
@@ -78,49 +78,43 @@ export async function runShellClient(options: ShellClientOptions): Promise<numbe
       stdin.pause();
       resolve(code);
     };
-    socket.on('data', (chunk: Buffer) => {
-      let frames;
-      try {
-        frames = reader.push(chunk);
-      } catch (error) {
-        if (!(error instanceof FrameError)) throw error;
-        stderr.write(`omwatch: the agent daemon sent a bad frame: ${error.message}\n`);
-        socket.destroy();
-        return;
-      }
-      for (const frame of frames) {
-        switch (frame.type) {
-          case Frame.CHALLENGE:
-            try {
-              answerChallenge(jsonPayload(frame.payload) as Challenge);
-            } catch (error) {
-              stderr.write(`omwatch: cannot prove who you are to the agent: ${(error as Error).message}\n`);
-            }
-            socket.write(encodeFrame(Frame.HELLO, hello));
-            break;
-          case Frame.STARTED:
-            restore = rawTerminal();
-            stdin.on('data', onInput);
-            stdin.resume();
-            stdout.on('resize', onResize);
-            break;
-          case Frame.OUTPUT:
-            if (!stdout.write(frame.payload)) {
-              socket.pause();
-              stdout.once('drain', () => socket.resume());
-            }
-            break;
-          case Frame.NOTICE:
-            stderr.write(frame.payload);
-            break;
-          case Frame.EXIT: {
-            const value = jsonPayload(frame.payload) as { code?: unknown } | undefined;
-            exitCode = typeof value?.code === 'number' && Number.isInteger(value.code) ? value.code : 1;
-            break;
+    readFrames(socket, (frame) => {
+      switch (frame.type) {
+        case Frame.CHALLENGE:
+          try {
+            answerChallenge(jsonPayload(frame.payload) as Challenge);
+          } catch (error) {
+            stderr.write(`omwatch: cannot prove who you are to the agent: ${(error as Error).message}\n`);
           }
+          socket.write(encodeFrame(Frame.HELLO, hello));
+          break;
+        case Frame.STARTED:
+          restore = rawTerminal();
+          stdin.on('data', onInput);
+          stdin.resume();
+          stdout.on('resize', onResize);
+          break;
+        case Frame.OUTPUT:
+          if (!stdout.write(frame.payload) && !paused) {
+            // The terminal is behind: stop reading, and so the daemon stops reading the pty.
+            paused = true;
+            socket.pause();
+            stdout.once('drain', () => {
+              paused = false;
+              socket.resume();
+            });
+          }
+          break;
+        case Frame.NOTICE:
+          stderr.write(frame.payload);
+          break;
+        case Frame.EXIT: {
+          const value = jsonPayload(frame.payload) as { code?: unknown } | undefined;
+          exitCode = typeof value?.code === 'number' && Number.isInteger(value.code) ? value.code : 1;
+          break;
         }
       }
-    });
+    }, (message) => stderr.write(`omwatch: the agent daemon sent a bad frame: ${message}\n`));
     socket.on('error', () => {});
     socket.on('close', () => {
       if (exitCode === undefined) stderr.write('\r\nomwatch: the connection to the agent was lost; the session has ended\r\n');

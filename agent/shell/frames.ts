@@ -2,6 +2,7 @@
 // pty and the recording. Binary frames: one type byte, a 4-byte big-endian length, the payload. Terminal
 // bytes travel as they are; control frames carry JSON. Nothing here trusts the peer: lengths are bounded
 // and every JSON payload is checked by its receiver.
+import type { Socket } from 'node:net';
 
 export const Frame = {
   // client → daemon
@@ -56,6 +57,23 @@ export class FrameReader {
     this.#pendingBytes = buffer.length;
     return frames;
   }
+}
+
+/** Reads frames off a socket as they complete; a bad frame is reported and ends the connection. */
+export function readFrames(socket: Socket, onFrame: (frame: { type: number; payload: Buffer }) => void, onBadFrame: (message: string) => void): void {
+  const reader = new FrameReader();
+  socket.on('data', (chunk: Buffer) => {
+    let frames;
+    try {
+      frames = reader.push(chunk);
+    } catch (error) {
+      if (!(error instanceof FrameError)) throw error;
+      onBadFrame(error.message);
+      socket.destroy();
+      return;
+    }
+    for (const frame of frames) onFrame(frame);
+  });
 }
 
 /** Parses a JSON payload; undefined if it is not JSON (the caller says what it expected). */

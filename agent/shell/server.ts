@@ -10,7 +10,7 @@ import { SHELL_TOOL, type PtyFrame } from '../../collector/protocol/index.ts';
 import type { PolicyJudge } from '../enrich/policy.ts';
 import type { Logger } from '../log/index.ts';
 import type { Observation } from '../sensors/types.ts';
-import { encodeFrame, Frame, FrameError, FrameReader, jsonPayload } from './frames.ts';
+import { encodeFrame, Frame, jsonPayload, readFrames } from './frames.ts';
 import { checkChallenge, IdentityError, lookupUser, newChallenge, prepareChallengeDir, type PasswdEntry } from './identity.ts';
 import { BASH_RC } from './marks.ts';
 import { DEFAULT_SHELL_POLICY, HelloSchema, type Hello } from './policy.ts';
@@ -149,7 +149,6 @@ export class ShellServer {
     this.counters.connections++;
     const { logger } = this.#options;
     const challenge = newChallenge(this.#authDir);
-    const reader = new FrameReader();
     let session: ShellSession | undefined;
     let helloSeen = false;
     const fail = (message: string, code = 1) => {
@@ -165,45 +164,34 @@ export class ShellServer {
       clearTimeout(timer);
       session?.hangup();
     });
-    socket.on('data', (chunk: Buffer) => {
-      let frames;
-      try {
-        frames = reader.push(chunk);
-      } catch (error) {
-        if (!(error instanceof FrameError)) throw error;
-        logger.warn({ err: error.message }, 'shell client sent a bad frame');
-        socket.destroy();
+    readFrames(socket, (frame) => {
+      if (session) {
+        if (frame.type === Frame.INPUT) session.input(frame.payload);
+        else if (frame.type === Frame.RESIZE) {
+          const size = HelloSchema.pick({ cols: true, rows: true }).safeParse(jsonPayload(frame.payload));
+          if (size.success) session.resize(size.data.cols, size.data.rows);
+        }
         return;
       }
-      for (const frame of frames) {
-        if (session) {
-          if (frame.type === Frame.INPUT) session.input(frame.payload);
-          else if (frame.type === Frame.RESIZE) {
-            const size = HelloSchema.pick({ cols: true, rows: true }).safeParse(jsonPayload(frame.payload));
-            if (size.success) session.resize(size.data.cols, size.data.rows);
-          }
-          continue;
-        }
-        if (helloSeen || frame.type !== Frame.HELLO) continue;
-        helloSeen = true;
-        clearTimeout(timer);
-        let user: PasswdEntry;
-        try {
-          user = lookupUser(checkChallenge(challenge));
-        } catch (error) {
-          if (!(error instanceof IdentityError)) throw error;
-          this.counters.unproven++;
-          logger.warn({ err: error.message }, 'shell client did not prove who it is');
-          return fail(error.message);
-        }
-        const hello = HelloSchema.safeParse(jsonPayload(frame.payload));
-        if (!hello.success) {
-          const issue = hello.error.issues[0];
-          return fail(`the shell's request is invalid: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'not JSON'}`, 2);
-        }
-        session = this.#open(socket, user, hello.data, fail);
+      if (helloSeen || frame.type !== Frame.HELLO) return;
+      helloSeen = true;
+      clearTimeout(timer);
+      let user: PasswdEntry;
+      try {
+        user = lookupUser(checkChallenge(challenge));
+      } catch (error) {
+        if (!(error instanceof IdentityError)) throw error;
+        this.counters.unproven++;
+        logger.warn({ err: error.message }, 'shell client did not prove who it is');
+        return fail(error.message);
       }
-    });
+      const hello = HelloSchema.safeParse(jsonPayload(frame.payload));
+      if (!hello.success) {
+        const issue = hello.error.issues[0];
+        return fail(`the shell's request is invalid: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'not JSON'}`, 2);
+      }
+      session = this.#open(socket, user, hello.data, fail);
+    }, (message) => logger.warn({ err: message }, 'shell client sent a bad frame'));
     socket.write(encodeFrame(Frame.CHALLENGE, challenge));
   }
 
