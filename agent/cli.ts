@@ -1,24 +1,12 @@
 // The `omwatch-agent` command line. Exit codes: 0 done, 1 failed, 2 the command line is wrong.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, defaultConfig, loadConfig, type AgentConfig } from './config/index.ts';
-import { hostIdentity } from './host.ts';
-import { createLogger, silentLogger } from './log/index.ts';
-import { AGENT_VERSION, runAgent } from './commands/run.ts';
-import { renderSnapshot, takeSnapshot } from './commands/snapshot.ts';
-import { lintRules, testRules } from './commands/rules.ts';
-import { DEFAULT_RULES } from './commands/ruleset.ts';
-import { PolicyError } from './enrich/policy.ts';
-import { DEFAULT_DATA_DIR, readCa, startDelivery } from './commands/deliver.ts';
-import { JsonLinesSink } from './commands/sink.ts';
-import { enroll, EnrollError, saveEnrollment } from './enroll.ts';
-import { UplinkConfigError } from './uplink/index.ts';
-import { DEFAULT_SHELL_SOCKET } from './shell/server.ts';
-import { runShellClient } from './shell/client.ts';
-import { DEFAULT_SPOOL_DIR, runSpooledSession, SpoolError } from './shell/spool.ts';
-import { loadPolicy } from './enrich/policy.ts';
-import { DEFAULT_SHELL_POLICY } from './shell/policy.ts';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { AGENT_VERSION, DEFAULT_DATA_DIR, DEFAULT_POLICY, DEFAULT_SHELL_SOCKET, shellSocketPath, spoolDirPath } from './defaults.ts';
+import { ConfigError, EnrollError, PolicyError, SpoolError, UplinkConfigError } from './errors.ts';
+import type { AgentConfig } from './config/index.ts';
+
+// Each command loads what it needs when it runs: `shell`, which a vendor waits on at every login,
+// loads only the client.
 
 const USAGE = `usage: omwatch-agent <command> [options]
 
@@ -75,7 +63,8 @@ function parseWithPositionals<O extends ParseArgsConfig['options']>(command: str
   }
 }
 
-function configFrom(path: string | undefined): AgentConfig {
+async function configFrom(path: string | undefined): Promise<AgentConfig> {
+  const { defaultConfig, loadConfig } = await import('./config/index.ts');
   return path ? loadConfig(path) : defaultConfig();
 }
 
@@ -86,7 +75,10 @@ async function main(argv: string[]): Promise<number> {
       const values = parse('run', args, { stdout: { type: 'boolean' }, data: { type: 'string' }, socket: { type: 'string' }, rules: { type: 'string', multiple: true }, policy: { type: 'string' } });
       if (values.help) return help();
       if (values.stdout && values.data) throw new UsageError('omwatch-agent run: --stdout and --data exclude each other (print, or deliver through the outbox)');
-      const config = configFrom(values.config);
+      const [{ createLogger }, { hostIdentity }, { runAgent }, { startDelivery }, { DEFAULT_RULES }, { JsonLinesSink }] = await Promise.all([
+        import('./log/index.ts'), import('./host.ts'), import('./commands/run.ts'), import('./commands/deliver.ts'), import('./commands/ruleset.ts'), import('./commands/sink.ts'),
+      ]);
+      const config = await configFrom(values.config);
       const logger = createLogger({ level: values['log-level'] ?? config.log.level });
       const host = hostIdentity(config.host.name);
       const policyPath = values.policy ?? defaultPolicyPath();
@@ -100,7 +92,7 @@ async function main(argv: string[]): Promise<number> {
       const runOptions = {
         rulePaths: values.rules?.length ? values.rules : [DEFAULT_RULES], ...(policyPath ? { policyPath } : {}),
         // Recorded shells need the outbox: with --stdout there is none to keep their recordings.
-        ...(delivery ? { shell: { socketPath: shellSocket(values.data, values.socket), spoolDir: spoolDir(values.data), delivery } } : {}),
+        ...(delivery ? { shell: { socketPath: shellSocketPath(values.data, values.socket), spoolDir: spoolDirPath(values.data), delivery } } : {}),
       };
       let agent: Awaited<ReturnType<typeof runAgent>>;
       try {
@@ -130,12 +122,21 @@ async function main(argv: string[]): Promise<number> {
       const after = dashDash === -1 ? [] : args.slice(dashDash + 1);
       if (values.command !== undefined && after.length > 0) throw new UsageError('omwatch-agent shell: -c CMD and -- CMD... exclude each other');
       const toRun = values.command !== undefined ? ['/bin/sh', '-c', values.command] : after.length > 0 ? after : undefined;
+      const { runShellClient } = await import('./shell/client.ts');
+      // The policy is read only if the daemon cannot be reached: it then says refuse or spool.
       const policyPath = values.policy ?? defaultPolicyPath();
-      const policy = policyPath ? loadPolicy(policyPath) : undefined;
-      const shellPolicy = policy?.shell ?? DEFAULT_SHELL_POLICY;
+      const loadShellPolicy = async () => {
+        const [{ loadPolicy }, { DEFAULT_SHELL_POLICY }] = await Promise.all([import('./enrich/policy.ts'), import('./shell/policy.ts')]);
+        const policy = policyPath ? loadPolicy(policyPath) : undefined;
+        return { shell: policy?.shell ?? DEFAULT_SHELL_POLICY, maxSessionMinutes: policy?.maxSessionMinutes };
+      };
       return runShellClient({
-        socketPath: shellSocket(values.data, values.socket), whenDaemonDown: shellPolicy.whenDaemonDown,
-        spool: (hello) => runSpooledSession(spoolDir(values.data), hello, shellPolicy, policy?.maxSessionMinutes),
+        socketPath: shellSocketPath(values.data, values.socket),
+        whenDaemonDown: async () => (await loadShellPolicy()).shell.whenDaemonDown,
+        spool: async (hello) => {
+          const [{ runSpooledSession }, policy] = await Promise.all([import('./shell/spool.ts'), loadShellPolicy()]);
+          return runSpooledSession(spoolDirPath(values.data), hello, policy.shell, policy.maxSessionMinutes);
+        },
         ...(values.ticket ? { ticket: values.ticket } : {}), ...(values.reason ? { reason: values.reason } : {}), ...(toRun ? { command: toRun } : {}),
       });
     }
@@ -144,7 +145,8 @@ async function main(argv: string[]): Promise<number> {
       if (values.help) return help();
       const token = values.token ?? process.env['OMWATCH_ENROLL_TOKEN'];
       if (!values.collector || !token) throw new UsageError('omwatch-agent enroll: --collector URL and --token T (or OMWATCH_ENROLL_TOKEN) are required');
-      const config = configFrom(values.config);
+      const [{ hostIdentity }, { readCa }, { enroll, saveEnrollment }] = await Promise.all([import('./host.ts'), import('./commands/deliver.ts'), import('./enroll.ts')]);
+      const config = await configFrom(values.config);
       const host = hostIdentity(config.host.name);
       const caPem = values.ca ? readCa(values.ca) : undefined;
       const enrollment = await enroll({ collectorUrl: values.collector, token, name: values.name ?? host.name, hostId: host.id, ...(caPem ? { caPem } : {}) });
@@ -155,7 +157,8 @@ async function main(argv: string[]): Promise<number> {
     case 'snapshot': {
       const values = parse('snapshot', args, { json: { type: 'boolean' } });
       if (values.help) return help();
-      const config = configFrom(values.config);
+      const [{ createLogger, silentLogger }, { hostIdentity }, { renderSnapshot, takeSnapshot }] = await Promise.all([import('./log/index.ts'), import('./host.ts'), import('./commands/snapshot.ts')]);
+      const config = await configFrom(values.config);
       const logger = values['log-level'] ? createLogger({ level: values['log-level'] }) : silentLogger();
       const snapshot = await takeSnapshot(config, hostIdentity(config.host.name), logger);
       process.stdout.write(values.json ? `${JSON.stringify(snapshot, null, 2)}\n` : `${renderSnapshot(snapshot, process.stdout.columns ?? 0)}\n`);
@@ -163,6 +166,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'rules': {
       const [sub, ...rest] = args;
+      const { lintRules, testRules } = await import('./commands/rules.ts');
       const io = { out: (line: string) => console.log(line), err: (line: string) => console.error(line) };
       if (sub === 'lint') {
         const { values, positionals } = parseWithPositionals('rules lint', rest, { json: { type: 'boolean' } });
@@ -192,20 +196,8 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-const DEFAULT_POLICY = '/etc/omwatch/policy.yml';
-
 function defaultPolicyPath(): string | undefined {
   return existsSync(DEFAULT_POLICY) ? DEFAULT_POLICY : undefined;
-}
-
-/** Where the daemon listens for recorded shells and where the shell looks: the same rule on both sides. */
-function shellSocket(dataDir: string | undefined, socket: string | undefined): string {
-  return socket ?? (dataDir ? join(dataDir, 'shell.sock') : DEFAULT_SHELL_SOCKET);
-}
-
-/** Where shells spool sessions while the daemon is down: the same rule on both sides. */
-function spoolDir(dataDir: string | undefined): string {
-  return dataDir ? join(dataDir, 'spool') : DEFAULT_SPOOL_DIR;
 }
 
 function help(): number {

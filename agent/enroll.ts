@@ -6,6 +6,7 @@ import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ENROLL_PATH, isLoopbackHost } from '../collector/protocol/index.ts';
+import { EnrollError } from './errors.ts';
 
 const EnrollmentSchema = z.strictObject({
   agentId: z.string().min(1),
@@ -18,9 +19,7 @@ export type Enrollment = z.infer<typeof EnrollmentSchema>;
 
 export const ENROLLMENT_FILE = 'enrollment.json';
 
-export class EnrollError extends Error {
-  readonly code = 'ENROLL_FAILED';
-}
+export { EnrollError };
 
 /** Checks a collector base URL: https, or http only to loopback. */
 export function collectorBase(url: string): URL {

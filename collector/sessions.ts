@@ -2,7 +2,7 @@
 // output, where a kill goes) and the stored ones (listed from their start and end events, and their
 // recording put back together from its chunks as an asciicast v2 file).
 import type WebSocket from 'ws';
-import { SHELL_TOOL, type PtyFrame, type SessionKillFrame, type SessionsFrame, type WireEvent } from './protocol/index.ts';
+import { SHELL_TOOL, type PtyFrame, type SessionKillFrame, type SessionsFrame, type SessionWatchFrame, type WireEvent } from './protocol/index.ts';
 import type { Store } from './store/types.ts';
 
 /** Past this much unsent output a watcher is too slow and is closed (the recording has it all). */
@@ -24,22 +24,31 @@ export class LiveSessions {
 
   /** An agent connection's `sessions` frame: exactly these sessions are live on it now. */
   announce(agentId: string, ws: WebSocket, frame: SessionsFrame): void {
-    const before = this.#byConnection.get(ws) ?? new Set<string>();
+    const before = this.#byConnection.get(ws);
+    if (!before) ws.once('close', () => this.disconnected(ws));
     const now = new Set(frame.live.map((s) => s.sessionId));
-    for (const id of before) if (!now.has(id)) this.#gone(id, ws);
+    for (const id of before ?? []) if (!now.has(id)) this.#gone(id, ws);
     for (const session of frame.live) {
       const holder = this.#holders.get(session.sessionId);
       // A session id is the agent's own: another agent cannot take over one that is live elsewhere.
       if (holder && holder.agentId !== agentId) continue;
       this.#holders.set(session.sessionId, { agentId, ws, user: session.user, startedAt: session.startedAt });
+      // Watched already (the agent reconnected): its output is wanted again.
+      if (holder?.ws !== ws && this.#watchers.has(session.sessionId)) this.#tellWatched(session.sessionId, true);
     }
     this.#byConnection.set(ws, now);
-    if (!before.size) ws.once('close', () => this.disconnected(ws));
   }
 
-  /** The agent's connection closed: its sessions are not reachable (they may still run; it re-announces). */
+  /**
+   * The agent's connection closed: its sessions are not reachable, though they may still run. Watchers
+   * are told (`session.offline`) and kept: the agent announces them again when it reconnects.
+   */
   disconnected(ws: WebSocket): void {
-    for (const id of this.#byConnection.get(ws) ?? []) this.#gone(id, ws);
+    for (const id of this.#byConnection.get(ws) ?? []) {
+      if (this.#holders.get(id)?.ws !== ws) continue;
+      this.#holders.delete(id);
+      for (const watcher of this.#watchers.get(id) ?? []) watcher.send(JSON.stringify({ type: 'session.offline', sessionId: id }));
+    }
     this.#byConnection.delete(ws);
   }
 
@@ -81,11 +90,23 @@ export class LiveSessions {
     if (!watchers) this.#watchers.set(sessionId, (watchers = new Set()));
     watchers.add(ws);
     this.counters.watchers++;
+    // The agent relays a session's output only while someone watches it.
+    if (watchers.size === 1) this.#tellWatched(sessionId, true);
     ws.on('close', () => {
       watchers.delete(ws);
       this.counters.watchers--;
-      if (watchers.size === 0 && this.#watchers.get(sessionId) === watchers) this.#watchers.delete(sessionId);
+      if (watchers.size === 0 && this.#watchers.get(sessionId) === watchers) {
+        this.#watchers.delete(sessionId);
+        this.#tellWatched(sessionId, false);
+      }
     });
+  }
+
+  #tellWatched(sessionId: string, watched: boolean): void {
+    const holder = this.#holders.get(sessionId);
+    if (!holder || holder.ws.readyState !== holder.ws.OPEN) return;
+    const frame: SessionWatchFrame = { type: 'session.watch', sessionId, watched };
+    holder.ws.send(JSON.stringify(frame));
   }
 
   /** Asks the holding agent to end the session; false if no connected agent holds it. */

@@ -195,6 +195,28 @@ describe.skipIf(!asRoot)('recorded shell (omwatch-agent shell)', () => {
     expect(player.output.equals(t.output)).toBe(true);
   }, 120_000);
 
+  it('keeps the last output of a command that exits at once: nothing is cut at the end, on screen or in the recording', async () => {
+    const file = join(dir, 'five-mb.txt');
+    const line = `${'0123456789abcdef'.repeat(8)}\n`;
+    writeFileSync(file, `${line.repeat(Math.ceil(5_000_000 / line.length))}the-last-line\n`, { mode: 0o644 });
+    const expected = readFileSync(file).length + readFileSync(file, 'utf8').split('\n').length - 1;
+    for (let run = 0; run < 2; run++) {
+      const t = shell(['--', 'cat', file]);
+      expect((await t.exited).exitCode).toBe(0);
+      expect(t.output.length, `run ${run}: bytes shown`).toBe(expected);
+      expect(t.text().endsWith('the-last-line\r\n')).toBe(true);
+    }
+    const last = await until('both sessions stored as ended', () => {
+      const rows = cli(COLLECTOR_BIN, ['sessions', '--data', collectorDir, '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l) as { id: string; state: string });
+      const lastTwo = rows.slice(-2);
+      return lastTwo.length === 2 && lastTwo.every((r) => r.state === 'ended') ? lastTwo : undefined;
+    });
+    for (const session of last) {
+      const end = sessionRecords(session.id).find((r) => r.record.fields?.['Action'] === 'end')!;
+      expect(end.record.fields!['OutputBytes']).toBe(expected);
+    }
+  }, 120_000);
+
   it('lets an analyst watch a live session and end it within 1 s; the end names the analyst', async () => {
     const t = shell(['--ticket', 'CHG-7']);
     await t.waitFor(/\$ $/);
@@ -210,8 +232,15 @@ describe.skipIf(!asRoot)('recorded shell (omwatch-agent shell)', () => {
     const seen = (test: (frames: Array<{ type: string; data?: string }>) => boolean) => until('the watcher to receive it', () => test(frames));
     watcher.on('message', (data) => frames.push(JSON.parse(data.toString()) as { type: string; data?: string }));
     await new Promise((resolve) => watcher.once('open', resolve));
-    enter(t, 'echo live-$((40+2))-view');
-    await seen((f) => f.some((frame) => frame.type === 'pty' && frame.data!.includes('live-42-view')));
+    // The agent starts relaying once the collector tells it someone watches: a line typed before that
+    // is not relayed, so type until one is.
+    for (let attempt = 0; !frames.some((frame) => frame.type === 'pty' && frame.data!.includes('live-42-view')); attempt++) {
+      expect(attempt, 'output relayed to the watcher').toBeLessThan(10);
+      const from = t.output.length;
+      enter(t, 'echo live-$((40+2))-view');
+      await t.waitFor('live-42-view\r\n', from);
+      await until('the watcher to receive it', () => frames.some((frame) => frame.type === 'pty' && frame.data!.includes('live-42-view')), 1_000).catch(() => undefined);
+    }
 
     const asked = Date.now();
     const kill = await api(`/api/v1/sessions/${sessionId}/kill`, { method: 'POST' });

@@ -10,15 +10,15 @@ import type { Logger } from '../log/index.ts';
 import { openOutbox, restartStream } from '../outbox/index.ts';
 import { OutboxSink } from '../outbox/sink.ts';
 import { Uplink } from '../uplink/index.ts';
-import type { PtyFrame, SessionKillFrame, SessionsFrame } from '../../collector/protocol/index.ts';
+import type { PtyFrame, SessionCommandFrame, SessionKillFrame, SessionsFrame } from '../../collector/protocol/index.ts';
 import type { RecordSink } from './sink.ts';
 
-export const DEFAULT_DATA_DIR = '/var/lib/omwatch';
+export { DEFAULT_DATA_DIR } from '../defaults.ts';
 
 export interface Delivery {
   sink: RecordSink;
   uplink: Uplink;
-  /** Relays a live session's output to the collector (best effort). */
+  /** Relays a live session's output to the collector while someone watches it there (best effort). */
   live(frame: PtyFrame): void;
   /** Tells the collector which recorded shells are live (where its kills go). */
   setSessions(live: SessionsFrame['live']): void;
@@ -53,6 +53,8 @@ export function startDelivery(dataDir: string, config: AgentConfig, host: HostId
   let { outbox } = opened;
   let sessions: SessionsFrame['live'] = [];
   let onKill: ((frame: SessionKillFrame) => void) | undefined;
+  /** Sessions someone watches at the collector, as it last said on this connection. */
+  const watched = new Set<string>();
   const sink = new OutboxSink(outbox, logger, (fields) => toEvent({ category: 'agent', timeMs: Date.now(), fields }, host, currentProduct()));
   const connect = (): Uplink => {
     const next = new Uplink({
@@ -70,7 +72,13 @@ export function startDelivery(dataDir: string, config: AgentConfig, host: HostId
       void next.stop(0);
       uplink = connect();
     });
-    next.on('kill', (frame: SessionKillFrame) => onKill?.(frame));
+    next.on('command', (frame: SessionCommandFrame) => {
+      if (frame.type === 'session.kill') onKill?.(frame);
+      else if (frame.watched) watched.add(frame.sessionId);
+      else watched.delete(frame.sessionId);
+    });
+    // A new connection starts unwatched; the collector says again what is watched when sessions are announced.
+    next.on('disconnected', () => watched.clear());
     next.setSessions(sessions);
     next.start();
     return next;
@@ -82,7 +90,9 @@ export function startDelivery(dataDir: string, config: AgentConfig, host: HostId
     get uplink() {
       return uplink;
     },
-    live: (frame) => uplink.sendLive(frame),
+    live: (frame) => {
+      if (watched.has(frame.sessionId)) uplink.sendLive(frame);
+    },
     setSessions(live) {
       sessions = live;
       uplink.setSessions(live);

@@ -13,9 +13,9 @@ import { createEnricher } from '../enrich/index.ts';
 import { RuleSet } from './ruleset.ts';
 import type { RecordSink } from './sink.ts';
 import { ShellServer } from '../shell/server.ts';
+import { AGENT_VERSION } from '../defaults.ts';
 import type { Delivery } from './deliver.ts';
 
-export const AGENT_VERSION = '0.1.0';
 
 export interface RunningAgent {
   /** Stops every sensor, reports `stopped`, and waits for the output to drain. */

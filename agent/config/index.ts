@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { MAX_FIELD_STRING_CHARS } from '../../collector/protocol/index.ts';
 import { ToolSchema } from '../sensors/sessions/catalog.ts';
 import { parseSettings, readSettingsFile } from './yaml-file.ts';
+import { ConfigError } from '../errors.ts';
 
 export const ConfigSchema = z.strictObject({
   host: z.strictObject({
@@ -50,13 +51,7 @@ export const ConfigSchema = z.strictObject({
 
 export type AgentConfig = Readonly<z.infer<typeof ConfigSchema>>;
 
-export class ConfigError extends Error {
-  readonly code = 'CONFIG_INVALID';
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
 /** The defaults, as if an empty file were read. */
 export function defaultConfig(): AgentConfig {

@@ -4,6 +4,7 @@
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { parseSettings, readSettingsFile } from '../config/yaml-file.ts';
+import { PolicyError } from '../errors.ts';
 
 const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
 const clock = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'a time of day like "22:00"');
@@ -70,9 +71,7 @@ export const PolicySchema = z.strictObject({
 
 export type Policy = z.infer<typeof PolicySchema>;
 
-export class PolicyError extends Error {
-  readonly code = 'POLICY_INVALID';
-}
+export { PolicyError };
 
 export function parsePolicy(text: string, source: string): Policy {
   const policy = parseSettings(text, source, PolicySchema, policyError);

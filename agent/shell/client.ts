@@ -13,8 +13,8 @@ export interface ShellClientOptions {
   ticket?: string;
   reason?: string;
   command?: string[];
-  /** What to do when the daemon cannot be reached. */
-  whenDaemonDown: 'refuse' | 'spool';
+  /** What to do when the daemon cannot be reached (asked only then: it reads the policy). */
+  whenDaemonDown: () => Promise<'refuse' | 'spool'>;
   /** Runs the session without the daemon (best effort), when policy allows. */
   spool?: (hello: Hello) => Promise<number>;
 }
@@ -57,7 +57,7 @@ export async function runShellClient(options: ShellClientOptions): Promise<numbe
   const hello = helloFromEnvironment(options);
   const socket = await connectOrNull(options.socketPath);
   if (!socket) {
-    if (options.whenDaemonDown === 'spool' && options.spool) {
+    if ((await options.whenDaemonDown()) === 'spool' && options.spool) {
       stderr.write('omwatch: the agent is not running; this session is recorded to the spool and delivered when it is back (best effort: policy shell.whenDaemonDown: spool)\n');
       return options.spool(hello);
     }

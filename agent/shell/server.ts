@@ -17,7 +17,6 @@ import { DEFAULT_SHELL_POLICY, HelloSchema, type Hello } from './policy.ts';
 import { ShellSession, type UserSide } from './session.ts';
 import { prepareSpoolDir, takeSpool } from './spool.ts';
 
-export const DEFAULT_SHELL_SOCKET = '/run/omwatch/shell.sock';
 /** A client that has not said hello by then is dropped. */
 const HELLO_TIMEOUT_MS = 10_000;
 const SPOOL_SCAN_MS = 10_000;

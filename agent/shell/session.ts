@@ -2,7 +2,7 @@
 // this root process, out of the user's reach. Output goes to the user's terminal at once and into the
 // recording; commands the shell reports become `shell_command` events; the session ends when the shell
 // exits, the user's connection drops, an analyst kills it, or the policy's idle or length limit passes.
-import { chmodSync, chownSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, openSync, readdirSync, readFileSync, statSync, constants as fsConstants } from 'node:fs';
 import { spawn, type IPty } from 'node-pty';
 import type { Observation } from '../sensors/types.ts';
 import type { Logger } from '../log/index.ts';
@@ -15,6 +15,8 @@ import type { Hello, ShellPolicy } from './policy.ts';
 /** After SIGHUP, what is still running in the session gets SIGKILL this much later. */
 const KILL_GRACE_MS = 300;
 const BEHIND_CHECK_MS = 100;
+/** While the pty is not read, this often the shell is checked for having exited. */
+const EXIT_WATCH_MS = 20;
 
 export interface SessionContext {
   id: string;
@@ -64,8 +66,11 @@ export class ShellSession {
   #idleWarned = false;
   #lengthWarned = false;
   #timer: NodeJS.Timeout | undefined;
-  #clientPaused = false;
-  #throttled = false;
+  /** Why the pty is not being read: the user's side is behind, or the recording is. */
+  readonly #paused = new Set<'client' | 'recording'>();
+  #pauseWatch: NodeJS.Timeout | undefined;
+  /** Held open by the daemon so the pty does not hang up under unread output when the last process exits. */
+  #slaveFd: number | undefined;
   #behindCheckedAt = 0;
   #heldTimer: NodeJS.Timeout | undefined;
   #exited = false;
@@ -114,6 +119,13 @@ export class ShellSession {
       : spawn(file, args, { name: hello.term, cols: hello.cols, rows: hello.rows, cwd: existingDir(user.home), env, encoding: null });
     this.#pty = pty;
     const ptsName = (pty as IPty & { ptsName?: string }).ptsName;
+    if (ptsName) {
+      try {
+        this.#slaveFd = openSync(ptsName, fsConstants.O_RDWR | fsConstants.O_NOCTTY | fsConstants.O_NONBLOCK);
+      } catch (error) {
+        this.#context.logger.warn({ sessionId: this.id, err: (error as Error).message }, 'cannot hold the terminal open: the last output of a command may be cut');
+      }
+    }
     // As login does: the user's terminal is the user's (screen, mesg and write check it), group tty.
     if (asOther && ptsName) giveTerminal(ptsName, user.uid);
     this.#emitSession('start', { ProcessId: pty.pid, ...(ptsName ? { Tty: ptsName.replace(/^\/dev\//, '') } : {}), Image: file });
@@ -122,10 +134,7 @@ export class ShellSession {
     if (this.#context.flagged) this.#notice(`this session is flagged (${this.#context.flagged}); the SOC is alerted`);
     pty.onData((data) => this.#output(data as unknown as Buffer));
     pty.onExit(({ exitCode, signal }) => void this.#exit(exitCode, signal));
-    this.#side.onDrain(() => {
-      this.#clientPaused = false;
-      if (!this.#throttled) pty.resume();
-    });
+    this.#side.onDrain(() => this.#resume('client'));
     this.#timer = setInterval(() => this.#checkLimits(), 1_000);
     this.#timer.unref();
   }
@@ -176,10 +185,7 @@ export class ShellSession {
 
   #show(bytes: Buffer): void {
     const text = this.#recording.output(bytes);
-    if (!this.#side.show(bytes) && !this.#clientPaused) {
-      this.#clientPaused = true;
-      this.#pty?.pause();
-    }
+    if (!this.#side.show(bytes)) this.#pause('client');
     if (text.length > 0) this.#context.live({ type: 'pty', sessionId: this.id, t: this.#recording.elapsed(), data: text });
   }
 
@@ -200,18 +206,42 @@ export class ShellSession {
       this.end('recording-behind', 'the recording cannot keep up with this session\'s output (the agent\'s buffer is full); the session ends, as the policy says');
       return;
     }
-    if (this.#throttled) return;
-    this.#throttled = true;
-    this.#pty?.pause();
+    if (this.#paused.has('recording')) return;
+    this.#pause('recording');
     this.#context.logger.warn({ sessionId: this.id }, 'recording behind: output throttled until the buffer drains');
     const poll = setInterval(() => {
       if (this.#exited || !this.#context.recordingBehind()) {
         clearInterval(poll);
-        this.#throttled = false;
-        if (!this.#clientPaused) this.#pty?.resume();
+        this.#resume('recording');
       }
     }, BEHIND_CHECK_MS);
     poll.unref();
+  }
+
+  /**
+   * Stops reading the pty (so the program blocks on its writes, as on a slow terminal). Once the shell
+   * has exited, what it left in the pty is read whatever the reason: it is little (the kernel's buffer),
+   * and node-pty closes the pty shortly after the exit.
+   */
+  #pause(reason: 'client' | 'recording'): void {
+    const pty = this.#pty;
+    if (!pty || this.#paused.has(reason)) return;
+    this.#paused.add(reason);
+    if (this.#paused.size > 1) return;
+    pty.pause();
+    this.#pauseWatch = setInterval(() => {
+      if (!processGone(pty.pid)) return;
+      this.#paused.clear();
+      clearInterval(this.#pauseWatch);
+      pty.resume();
+    }, EXIT_WATCH_MS);
+    this.#pauseWatch.unref();
+  }
+
+  #resume(reason: 'client' | 'recording'): void {
+    if (!this.#paused.delete(reason) || this.#paused.size > 0) return;
+    clearInterval(this.#pauseWatch);
+    this.#pty?.resume();
   }
 
   #checkLimits(): void {
@@ -241,6 +271,8 @@ export class ShellSession {
   async #exit(exitCode: number, signal: number | undefined): Promise<void> {
     this.#exited = true;
     clearInterval(this.#timer);
+    clearInterval(this.#pauseWatch);
+    if (this.#slaveFd !== undefined) closeSync(this.#slaveFd);
     clearTimeout(this.#heldTimer);
     const held = this.#marks.release();
     if (held) this.#show(held);
@@ -293,6 +325,16 @@ export function parseSshConnection(value: string | undefined): { sourceIp: strin
   const ports = [Number(sourcePort), Number(localPort)];
   if (!ports.every((p) => Number.isInteger(p) && p >= 0 && p <= 65_535) || !/^[0-9a-fA-F:.]{2,64}$/.test(sourceIp!)) return undefined;
   return { sourceIp: sourceIp!, sourcePort: ports[0]!, localPort: ports[1]! };
+}
+
+/** Whether a process has exited (gone, or a zombie not yet reaped). */
+function processGone(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat[stat.lastIndexOf(')') + 2] === 'Z';
+  } catch {
+    return true;
+  }
 }
 
 /** Sends a signal to every process of a terminal session (all of whose session id is `sid`). */

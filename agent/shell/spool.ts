@@ -17,13 +17,13 @@ import { BASH_RC } from './marks.ts';
 import type { Hello, ShellPolicy } from './policy.ts';
 import { ShellSession } from './session.ts';
 import { randomBytes } from 'node:crypto';
+import { SpoolError } from '../errors.ts';
 
-export const DEFAULT_SPOOL_DIR = '/var/spool/omwatch';
 /** A spooled file past this size is not taken in whole; it is set aside for a person to look at. */
 const MAX_SPOOL_FILE_BYTES = 512 * 1024 * 1024;
 const SPOOLED_CATEGORIES: ReadonlySet<Category> = new Set(['remote_session', 'shell_command', 'session_recording']);
 
-export class SpoolError extends Error {}
+export { SpoolError };
 
 /** The spool folder: root's, mode 1733 (anyone may add a file; only its owner and root may touch it). */
 export function prepareSpoolDir(dir: string): void {

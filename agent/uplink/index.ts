@@ -3,9 +3,10 @@
 import { EventEmitter } from 'node:events';
 import { WebSocket } from 'ws';
 import {
-  AckFrameSchema, INGEST_PATH, isLoopbackHost, MAX_FRAME_BYTES, SessionKillFrameSchema, STREAM_HEADER, webSocketUrl, WelcomeFrameSchema,
+  AckFrameSchema, INGEST_PATH, isLoopbackHost, MAX_FRAME_BYTES, SessionKillFrameSchema, SessionWatchFrameSchema, STREAM_HEADER, webSocketUrl, WelcomeFrameSchema,
   type PtyFrame, type SessionsFrame,
 } from '../../collector/protocol/index.ts';
+import { UplinkConfigError } from '../errors.ts';
 import type { Logger } from '../log/index.ts';
 import type { Outbox } from '../outbox/types.ts';
 
@@ -26,7 +27,7 @@ export interface UplinkOptions {
   pingIntervalMs?: number;
 }
 
-export class UplinkConfigError extends Error {}
+export { UplinkConfigError };
 
 /** Live session output is best effort: past this much unsent data it is dropped (the recording has it all). */
 const LIVE_MAX_BUFFERED_BYTES = 1024 * 1024;
@@ -44,7 +45,7 @@ export interface UplinkStats {
 /**
  * Emits `welcome` (ackedSeq), `ack` (seq), `connected`, `disconnected` (reason), `behind` (the
  * collector's seq) when the collector holds more of the stream than the outbox: it then stops; and
- * `kill` (a SessionKillFrame) when the collector asks to end a recorded shell session.
+ * `command` (a SessionCommandFrame) when the collector asks to end or to watch a recorded shell session.
  */
 export class Uplink extends EventEmitter {
   readonly stats: UplinkStats = { connected: false, connects: 0, batchesSent: 0, ackedSeq: 0, lastError: undefined, liveDropped: 0 };
@@ -235,9 +236,10 @@ export class Uplink extends EventEmitter {
       this.#pump();
       return;
     }
-    const kill = SessionKillFrameSchema.safeParse(value);
-    if (kill.success) {
-      this.emit('kill', kill.data);
+    const command = SessionKillFrameSchema.safeParse(value);
+    const watch = command.success ? undefined : SessionWatchFrameSchema.safeParse(value);
+    if (command.success || watch?.success) {
+      this.emit('command', command.success ? command.data : watch!.data);
       return;
     }
     const ack = AckFrameSchema.safeParse(value);

@@ -88,12 +88,17 @@ export const SessionsFrameSchema = z.strictObject({
 });
 /** collector → agent: end this session now; `by` names who asked (recorded in the session's end). */
 export const SessionKillFrameSchema = z.strictObject({ type: z.literal('session.kill'), sessionId: SessionIdSchema, by: z.string().min(1).max(256) });
+/** collector → agent: someone watches this session live (or no longer): its output is relayed only while watched. */
+export const SessionWatchFrameSchema = z.strictObject({ type: z.literal('session.watch'), sessionId: SessionIdSchema, watched: z.boolean() });
 /** collector → analyst on SESSION_LIVE_PATH: the session ended (or was not live). */
 export const SessionEndFrameSchema = z.strictObject({ type: z.literal('session.end'), sessionId: SessionIdSchema });
 
 export type PtyFrame = z.infer<typeof PtyFrameSchema>;
 export type SessionsFrame = z.infer<typeof SessionsFrameSchema>;
 export type SessionKillFrame = z.infer<typeof SessionKillFrameSchema>;
+export type SessionWatchFrame = z.infer<typeof SessionWatchFrameSchema>;
+/** What the collector may ask of an agent about its recorded shells. */
+export type SessionCommandFrame = SessionKillFrame | SessionWatchFrame;
 export { SessionIdSchema };
 
 export type BatchFrame = z.infer<typeof BatchFrameSchema>;
