@@ -47,13 +47,21 @@ const RETENTION_EVERY_MS = 1_000;
 const RETRY_AFTER_FAILURE_MS = 1_000;
 /** A generous size of one buffer_dropped record, so one round of drops usually leaves room for its declarations. */
 const DECLARATION_BYTES = 768;
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
+/** Older layouts this agent opens, upgrading them in place (migrate()). */
+const READABLE_VERSIONS = new Set([1, SCHEMA_VERSION]);
 const STREAM_ID = /^[A-Za-z0-9_-]{8,64}$/;
 
 /** What each row holds: a plain event, an alert, or the outbox's own declaration (buffer_dropped, outbox_reset). */
 type Kind = 'event' | 'alert' | 'declaration';
 /** The byte cap drops unacked rows in this order: plain events first, declarations only when nothing else is left. */
 const DROP_ORDER: readonly Kind[] = ['event', 'alert', 'declaration'];
+
+/**
+ * When each cumulative ack came: rows up to \`upto\` were acked at \`at\`. Kept apart from the rows, so an
+ * ack writes one small row instead of rewriting every acked record (recording chunks are 64 KiB each).
+ */
+const ACKS_TABLE = 'CREATE TABLE acks (upto INTEGER PRIMARY KEY, at INTEGER NOT NULL);';
 
 const SCHEMA = `
   CREATE TABLE meta (
@@ -71,9 +79,9 @@ const SCHEMA = `
     seq INTEGER PRIMARY KEY,
     kind TEXT NOT NULL CHECK (kind IN ('event', 'alert', 'declaration')),
     bytes INTEGER NOT NULL,
-    acked_at INTEGER,
     json TEXT NOT NULL
   );
+  ${ACKS_TABLE}
 `;
 
 interface Settings {
@@ -394,9 +402,9 @@ class SqliteOutbox implements Outbox {
 
   /** Marks rows up to `upTo` acked (inside a transaction); returns how many rows it marked. */
   #markAcked(upTo: number, now: number, from: number): number {
-    const { changes } = this.#sql.markAcked.run(now, from, upTo);
+    this.#sql.markAcked.run(upTo, now);
     this.#sql.setAcked.run(upTo);
-    return changes;
+    return this.#sql.countBetween.get(from, upTo) as number;
   }
 
   /**
@@ -506,10 +514,12 @@ class SqliteOutbox implements Outbox {
   #retain(draft: Draft, now: number): void {
     draft.retentionAt = now;
     if (draft.ackedSeq === 0) return;
-    // Acks are cumulative and timestamped as they come, so acked_at grows with seq: the first row still
-    // young enough ends the run to delete (a clock set back only keeps a few rows longer).
-    const young = this.#sql.firstYoungAcked.get(draft.ackedSeq, now - this.#settings.retainAckedMs) as number | undefined;
-    const upTo = young === undefined ? draft.ackedSeq : young - 1;
+    // Acks are cumulative and timestamped as they come: the newest ack old enough says how far rows go
+    // (a clock set back only keeps a few rows longer).
+    const old = this.#sql.lastOldAck.get(now - this.#settings.retainAckedMs) as number | null;
+    if (old === null) return;
+    const upTo = Math.min(old, draft.ackedSeq);
+    this.#sql.forgetAcksUpTo.run(upTo);
     const gone = this.#sql.totalsUpTo.get(upTo) as { rows: number; bytes: number };
     if (gone.rows === 0) return;
     this.#sql.deleteUpTo.run(upTo);
@@ -592,7 +602,8 @@ function statements(db: Database.Database) {
     countAfter: db.prepare('SELECT COUNT(*) AS rows FROM records WHERE seq > ?'),
     insert: db.prepare('INSERT INTO records (seq, kind, bytes, json) VALUES (?, ?, ?, ?)'),
     pending: db.prepare('SELECT seq, bytes, json FROM records WHERE seq > ? ORDER BY seq LIMIT ?'),
-    markAcked: db.prepare('UPDATE records SET acked_at = ? WHERE seq > ? AND seq <= ?'),
+    markAcked: db.prepare('INSERT OR REPLACE INTO acks (upto, at) VALUES (?, ?)'),
+    countBetween: db.prepare('SELECT COUNT(*) FROM records WHERE seq > ? AND seq <= ?').pluck(),
     setAcked: db.prepare('UPDATE meta SET acked_seq = ? WHERE id = 1'),
     setLast: db.prepare('UPDATE meta SET last_seq = ?, last_hash = ? WHERE id = 1'),
     ackedRows: db.prepare('SELECT seq, bytes FROM records WHERE seq <= ? ORDER BY seq'),
@@ -603,7 +614,8 @@ function statements(db: Database.Database) {
       json_extract(json, '$.fields.FromPrev') AS fromPrev, json_extract(json, '$.fields.ToHash') AS toHash FROM records WHERE seq = ?`),
     deleteUpTo: db.prepare('DELETE FROM records WHERE seq <= ?'),
     deleteRange: db.prepare('DELETE FROM records WHERE seq BETWEEN ? AND ?'),
-    firstYoungAcked: db.prepare('SELECT seq FROM records WHERE seq <= ? AND acked_at > ? ORDER BY seq LIMIT 1').pluck(),
+    lastOldAck: db.prepare('SELECT MAX(upto) FROM acks WHERE at <= ?').pluck(),
+    forgetAcksUpTo: db.prepare('DELETE FROM acks WHERE upto <= ?'),
     /** Runs `body` in one transaction (prepared BEGIN/COMMIT: the flush path is hot); rolls back if it throws. */
     transaction(body: () => void): void {
       begin.run();
@@ -651,6 +663,7 @@ function openDatabase(path: string, now: number): Database.Database {
     db.pragma('journal_size_limit = 16777216');
     const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all();
     if (tables.length === 0) create(db, now);
+    else migrate(db);
     return db;
   } catch (error) {
     db.close();
@@ -691,8 +704,8 @@ function check(path: string): void {
     if (!tables.includes('meta') || !tables.includes('records')) throw new CorruptFile(`not an omwatch outbox: tables ${tables.join(', ')}`, previousStream);
     const meta = db.prepare('SELECT schema_version, stream, acked_seq, last_seq, last_hash FROM meta WHERE id = 1').get() as MetaRow | undefined;
     if (!meta) throw new CorruptFile('the meta row is missing', previousStream);
-    if (meta.schema_version !== SCHEMA_VERSION) {
-      throw new OutboxError('OUTBOX_SCHEMA', `outbox ${path} has schema version ${meta.schema_version}; this agent reads version ${SCHEMA_VERSION}`);
+    if (!READABLE_VERSIONS.has(meta.schema_version)) {
+      throw new OutboxError('OUTBOX_SCHEMA', `outbox ${path} has schema version ${meta.schema_version}; this agent reads versions ${[...READABLE_VERSIONS].join(' and ')}`);
     }
     if (!STREAM_ID.test(meta.stream)) throw new CorruptFile(`the stream id ${JSON.stringify(meta.stream)} is not valid`, previousStream);
   } catch (error) {
@@ -701,6 +714,17 @@ function check(path: string): void {
   } finally {
     db.close();
   }
+}
+
+/** Version 1 kept each row's ack time in the row (acked_at): its acks become the acks table. */
+function migrate(db: Database.Database): void {
+  const version = db.prepare('SELECT schema_version FROM meta WHERE id = 1').pluck().get() as number;
+  if (version === SCHEMA_VERSION) return;
+  db.transaction(() => {
+    db.exec(ACKS_TABLE);
+    db.exec('INSERT INTO acks (upto, at) SELECT MAX(seq), acked_at FROM records WHERE acked_at IS NOT NULL GROUP BY acked_at');
+    db.prepare('UPDATE meta SET schema_version = ? WHERE id = 1').run(SCHEMA_VERSION);
+  })();
 }
 
 function create(db: Database.Database, now: number): void {

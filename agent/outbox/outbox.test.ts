@@ -280,7 +280,32 @@ describe('pending and ack', () => {
     const again = openIt().outbox;
     expect(again.stats()).toMatchObject({ ackedSeq: 20, unacked: 1, lastSeq: 21, rows: 21 });
     const db = new Database(path, { readonly: true });
-    expect(db.prepare('SELECT COUNT(*) FROM records WHERE acked_at IS NOT NULL').pluck().get()).toBe(20);
+    expect(db.prepare('SELECT MAX(upto) FROM acks').pluck().get()).toBe(20);
+    db.close();
+  });
+
+  it('opens a version 1 outbox (ack times in the rows), keeps its acks and its retention, and upgrades it', () => {
+    const { outbox } = openIt({ retainAckedMs: 60_000 });
+    for (let i = 0; i < 10; i++) outbox.append(event(i));
+    outbox.flush();
+    closeIt(outbox);
+    // Rewritten as an agent of version 1 left it: rows 1–4 acked at one time, 5–6 at a later one.
+    const v1 = new Database(path);
+    v1.exec('DROP TABLE acks; ALTER TABLE records ADD COLUMN acked_at INTEGER');
+    v1.prepare('UPDATE records SET acked_at = ? WHERE seq <= 4').run(clock - 70_000);
+    v1.prepare('UPDATE records SET acked_at = ? WHERE seq BETWEEN 5 AND 6').run(clock - 10_000);
+    v1.prepare('UPDATE meta SET schema_version = 1, acked_seq = 6').run();
+    v1.close();
+    const again = openIt({ retainAckedMs: 60_000 }).outbox;
+    expect(again.stats()).toMatchObject({ ackedSeq: 6, unacked: 4, rows: 10 });
+    again.append(event(10));
+    again.flush();
+    // Rows 1–4 were acked 70 s ago: gone at the first flush; 5–6 stay until their 60 s are up.
+    expect(readRows().map((row) => row.seq)).toEqual([5, 6, 7, 8, 9, 10, 11]);
+    expect(again.pending(0, 100, 1e9).map((row) => row.seq)).toEqual([7, 8, 9, 10, 11]);
+    closeIt(again);
+    const db = new Database(path, { readonly: true });
+    expect(db.prepare('SELECT schema_version FROM meta').pluck().get()).toBe(2);
     db.close();
   });
 

@@ -69,6 +69,21 @@ export async function runShellClient(options: ShellClientOptions): Promise<numbe
     let restore: (() => void) | undefined;
     let exitCode: number | undefined;
     let paused = false;
+    let output: Buffer[] = [];
+    const writeOutput = () => {
+      if (output.length === 0) return;
+      const bytes = output.length === 1 ? output[0]! : Buffer.concat(output);
+      output = [];
+      if (!stdout.write(bytes) && !paused) {
+        // The terminal is behind: stop reading, and so the daemon stops reading the pty.
+        paused = true;
+        socket.pause();
+        stdout.once('drain', () => {
+          paused = false;
+          socket.resume();
+        });
+      }
+    };
     const onInput = (data: Buffer) => socket.write(encodeFrame(Frame.INPUT, data));
     const onResize = () => socket.write(encodeFrame(Frame.RESIZE, { cols: stdout.columns || 80, rows: stdout.rows || 24 }));
     const finish = (code: number) => {
@@ -95,17 +110,12 @@ export async function runShellClient(options: ShellClientOptions): Promise<numbe
           stdout.on('resize', onResize);
           break;
         case Frame.OUTPUT:
-          if (!stdout.write(frame.payload) && !paused) {
-            // The terminal is behind: stop reading, and so the daemon stops reading the pty.
-            paused = true;
-            socket.pause();
-            stdout.once('drain', () => {
-              paused = false;
-              socket.resume();
-            });
-          }
+          // Output frames that arrive together are written together, once they are all read.
+          output.push(frame.payload);
+          if (output.length === 1) queueMicrotask(writeOutput);
           break;
         case Frame.NOTICE:
+          if (output.length > 0) writeOutput();
           stderr.write(frame.payload);
           break;
         case Frame.EXIT: {

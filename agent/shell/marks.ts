@@ -66,6 +66,11 @@ export class CommandMarks {
     return { output: input, commands };
   }
 
+  /** Whether bytes are held back (a possible start of a report at the end of the last read). */
+  get holding(): boolean {
+    return this.#held !== undefined;
+  }
+
   /** Bytes held back, released as they are (the session ended, or nothing followed in time). */
   release(): Buffer | undefined {
     const held = this.#held;

@@ -73,6 +73,7 @@ export class ShellSession {
   #slaveFd: number | undefined;
   #behindCheckedAt = 0;
   #heldTimer: NodeJS.Timeout | undefined;
+  #reads: Buffer[] = [];
   #exited = false;
 
   constructor(context: SessionContext, side: UserSide) {
@@ -132,7 +133,7 @@ export class ShellSession {
     if (command) this.#emitCommand(command.map(quoteArg).join(' '), user.home);
     this.#side.started(this.id);
     if (this.#context.flagged) this.#notice(`this session is flagged (${this.#context.flagged}); the SOC is alerted`);
-    pty.onData((data) => this.#output(data as unknown as Buffer));
+    pty.onData((data) => this.#read(data as unknown as Buffer));
     pty.onExit(({ exitCode, signal }) => void this.#exit(exitCode, signal));
     this.#side.onDrain(() => this.#resume('client'));
     this.#timer = setInterval(() => this.#checkLimits(), 1_000);
@@ -169,23 +170,38 @@ export class ShellSession {
     this.end('hangup');
   }
 
-  #output(data: Buffer): void {
+  /**
+   * A read of the pty (4 KiB at most: the line discipline's buffer). Reads that arrive together are
+   * handled together, once the event loop has taken them all: one frame to the user, one recording event.
+   */
+  #read(data: Buffer): void {
+    this.#reads.push(data);
+    if (this.#reads.length === 1) setImmediate(() => this.#output());
+  }
+
+  #output(): void {
+    if (this.#reads.length === 0) return;
+    const data = this.#reads.length === 1 ? this.#reads[0]! : Buffer.concat(this.#reads);
+    this.#reads = [];
     clearTimeout(this.#heldTimer);
     const { output, commands } = this.#marks.scan(data);
     for (const command of commands) this.#emitCommand(command.commandLine, command.cwd);
     if (output.length > 0) this.#show(output);
     // A byte held back as a possible start of a command report shows anyway if nothing follows soon.
-    this.#heldTimer = setTimeout(() => {
-      const held = this.#marks.release();
-      if (held) this.#show(held);
-    }, 20);
-    this.#heldTimer.unref();
+    if (this.#marks.holding) {
+      this.#heldTimer = setTimeout(() => {
+        const held = this.#marks.release();
+        if (held) this.#show(held);
+      }, 20);
+      this.#heldTimer.unref();
+    }
     this.#checkBehind();
   }
 
   #show(bytes: Buffer): void {
-    const text = this.#recording.output(bytes);
+    // The user's terminal first: recording it never delays what the user sees.
     if (!this.#side.show(bytes)) this.#pause('client');
+    const text = this.#recording.output(bytes);
     if (text.length > 0) this.#context.live({ type: 'pty', sessionId: this.id, t: this.#recording.elapsed(), data: text });
   }
 
@@ -273,6 +289,7 @@ export class ShellSession {
     clearInterval(this.#timer);
     clearInterval(this.#pauseWatch);
     if (this.#slaveFd !== undefined) closeSync(this.#slaveFd);
+    this.#output();
     clearTimeout(this.#heldTimer);
     const held = this.#marks.release();
     if (held) this.#show(held);

@@ -139,6 +139,10 @@ export class Uplink extends EventEmitter {
       headers: { authorization: `Bearer ${key}`, [STREAM_HEADER]: outbox.stream },
       maxPayload: MAX_FRAME_BYTES,
       handshakeTimeout: 10_000,
+      // Masking (RFC 6455 §10.3) keeps a browser's untrusted scripts from steering what a proxy sees;
+      // the agent runs none, and speaks TLS off loopback. An all-zero mask lets ws skip XOR-ing every
+      // byte it sends (recordings are most of them).
+      generateMask: (mask: Buffer) => void mask.fill(0),
       // Pinned: with `ca` given, only that CA is trusted, not the system's.
       ...(caPem ? { ca: caPem } : {}),
     });
