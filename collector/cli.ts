@@ -253,7 +253,7 @@ async function main(argv: string[]): Promise<number> {
           console.log(table([
             ['ID', 'HOST', 'USER', 'TICKET', 'START', 'END', 'STATE'],
             ...sessions.map((s) => [
-              s.id, printable(s.host), printable(s.user ?? '-'), printable(s.ticket ?? '-'), s.start, s.end ?? '-',
+              printable(s.id), printable(s.host), printable(s.user ?? '-'), printable(s.ticket ?? '-'), s.start, s.end ?? '-',
               `${s.state}${s.endedBy && s.endedBy !== 'exit' ? ` (${printable(s.endedBy)})` : ''}${s.flagged ? ' flagged' : ''}`,
             ]),
           ]));

@@ -184,6 +184,9 @@ export function listSessions(store: Store): SessionSummary[] {
 
 export class SessionNotFoundError extends Error {}
 
+/** An end that counts more chunks than this past those held is not believed (a whole file of gaps). */
+const MAX_MISSING_CHUNKS = 1_000_000;
+
 /**
  * A session's recording as an asciicast v2 file: the header from its start event, then its chunks in
  * order. `missing` lists chunk numbers the store does not hold (dropped by the agent's buffer, or not
@@ -196,9 +199,11 @@ export function sessionCast(store: Store, sessionId: string): { cast: string; mi
   for (const stored of store.records({ sessionId, kind: 'event' })) {
     const event = JSON.parse(stored.body) as WireEvent;
     const f = event.fields as SessionFields;
-    if (event.category === 'session_recording') chunks.set(f['Chunk'] as number, f['Data'] as string);
-    else if (event.category === 'remote_session' && f['Action'] === 'start') start = event;
-    else if (event.category === 'remote_session' && f['Action'] === 'end') end = event;
+    // The first of each wins: the agent writes each once; anything after it is not the session's.
+    if (event.category === 'session_recording') {
+      if (!chunks.has(f['Chunk'] as number)) chunks.set(f['Chunk'] as number, f['Data'] as string);
+    } else if (event.category === 'remote_session' && f['Action'] === 'start') start ??= event;
+    else if (event.category === 'remote_session' && f['Action'] === 'end') end ??= event;
   }
   if (!start) throw new SessionNotFoundError(`no recorded shell session ${sessionId} in this store`);
   const f = start.fields as SessionFields;
@@ -214,9 +219,13 @@ export function sessionCast(store: Store, sessionId: string): { cast: string; mi
     host: start.host.name,
     ticket: f['Ticket'] ?? null,
   };
-  const expected = typeof (end?.fields as SessionFields | undefined)?.['Chunks'] === 'number'
-    ? ((end!.fields as SessionFields)['Chunks'] as number)
-    : Math.max(-1, ...chunks.keys()) + 1;
+  let held = 0;
+  for (const n of chunks.keys()) held = Math.max(held, n + 1);
+  const claimed = (end?.fields as SessionFields | undefined)?.['Chunks'];
+  if (typeof claimed === 'number' && claimed > held + MAX_MISSING_CHUNKS) {
+    throw new SessionNotFoundError(`session ${sessionId}: its end counts ${claimed} recording chunks, the store holds ${chunks.size}: not a recording this store can rebuild`);
+  }
+  const expected = typeof claimed === 'number' ? Math.max(claimed, held) : held;
   const missing: number[] = [];
   const parts = [`${JSON.stringify(header)}\n`];
   for (let n = 0; n < expected; n++) {

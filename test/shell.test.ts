@@ -5,7 +5,7 @@
 // showed it, an analyst's kill ends the session within a second, and the user cannot forge or undo any
 // of it.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -67,6 +67,16 @@ describe.skipIf(!asRoot)('recorded shell (omwatch-agent shell)', () => {
   const ended = (sessionId: string) => until(`session ${sessionId} to be stored as ended`, () => {
     const state = sessionState(sessionId);
     return state?.state === 'ended' ? state : undefined;
+  });
+  /** The test's `sleep N` processes still running (N of this run, so nothing else's sleeps count). */
+  const NAP = 4_000 + Math.floor(Math.random() * 50_000);
+  const SLEEPERS = new Set([NAP, NAP + 1, NAP + 2].map((n) => `sleep\u0000${n}\u0000`));
+  const sleepers = () => readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).filter((pid) => {
+    try {
+      return SLEEPERS.has(readFileSync(`/proc/${pid}/cmdline`, 'latin1'));
+    } catch {
+      return false;
+    }
   });
   const api = (path: string, init: RequestInit = {}, token = analyst) => fetch(new URL(path, collector.url), { ...init, headers: { authorization: `Bearer ${token}` } });
 
@@ -242,6 +252,12 @@ describe.skipIf(!asRoot)('recorded shell (omwatch-agent shell)', () => {
       await until('the watcher to receive it', () => frames.some((frame) => frame.type === 'pty' && frame.data!.includes('live-42-view')), 1_000).catch(() => undefined);
     }
 
+    // What would outlive a plain hangup: a process in its own session, one under nohup, one ignoring SIGHUP.
+    const from = t.output.length;
+    enter(t, `setsid sleep ${NAP} & nohup sleep ${NAP + 1} >/dev/null 2>&1 & (trap '' HUP; exec sleep ${NAP + 2}) & echo started-$((3*3))`);
+    await t.waitFor('started-9', from);
+    await until('the three sleeps to run', () => sleepers().length === 3);
+
     const asked = Date.now();
     const kill = await api(`/api/v1/sessions/${sessionId}/kill`, { method: 'POST' });
     expect(kill.status).toBe(202);
@@ -253,7 +269,34 @@ describe.skipIf(!asRoot)('recorded shell (omwatch-agent shell)', () => {
     await seen((f) => f.some((frame) => frame.type === 'session.end'));
     watcher.close();
     expect((await ended(sessionId)).endedBy).toBe('analyst:soc-alice');
+    await until('nothing of the session left running', () => sleepers().length === 0, 3_000);
     expect((await api(`/api/v1/sessions/${sessionId}/kill`, { method: 'POST' })).status).toBe(404);
+  }, 60_000);
+
+  it('reports commands whatever the start-up files and the user try: shadowed builtins, HISTSIZE=0, a nested bash, a fake report', async () => {
+    const rc = join(vendor.home, '.bashrc');
+    const kept = existsSync(rc) ? readFileSync(rc) : undefined;
+    writeFileSync(rc, 'trap() { :; }\nbuiltin() { :; }\nunset() { :; }\nHISTSIZE=0\n__omwatch_preexec() { :; }\n');
+    chownSync(rc, vendor.uid, vendor.gid);
+    try {
+      const t = shell();
+      await t.waitFor(/\$ $/);
+      const sessionId = await sessionIdOf(t);
+      const lines = ['echo one-$((1))', `PS0=$(printf '\\e]69%s;' 73)`, 'echo two-$((2))', '__omwatch_preexec() { :; }', 'bash --norc -i', 'echo nested-$((3))', 'exit', 'exit'];
+      for (const line of lines) {
+        const from = t.output.length;
+        enter(t, line);
+        await t.waitFor(/\$ $/, from, 3_000).catch(() => undefined);
+      }
+      await t.exited;
+      await ended(sessionId);
+      const reported = sessionRecords(sessionId).filter((r) => r.record.category === 'shell_command').map((r) => r.record.fields!['CommandLine']);
+      expect(reported).toEqual(expect.arrayContaining(['echo one-$((1))', 'echo two-$((2))', '__omwatch_preexec() { :; }', 'bash --norc -i', 'echo nested-$((3))']));
+      expect(t.text()).toContain('readonly function');
+    } finally {
+      if (kept) writeFileSync(rc, kept);
+      else rmSync(rc, { force: true });
+    }
   }, 60_000);
 
   it('warns an idle session in its terminal, then ends it (policy shell.idleMinutes)', async () => {
@@ -358,12 +401,22 @@ describe.skipIf(!asRoot)('recorded shell (omwatch-agent shell)', () => {
     const rootFile = join(dir, 'root-owned');
     writeFileSync(rootFile, 'x');
     chmodSync(rootFile, 0o644);
-    for (const [mode, foreign] of [['skip'], ['symlink', rootFile], ['hardlink', rootFile]] as const) {
+    // Root's file that anyone may write, in a folder anyone may write, on the challenge's file system.
+    const shared = join(dir, 'shared');
+    mkdirSync(shared);
+    chmodSync(shared, 0o777);
+    const writable = join(shared, 'notes.txt');
+    writeFileSync(writable, 'notes');
+    chmodSync(writable, 0o666);
+    for (const [mode, foreign] of [['skip'], ['symlink', rootFile], ['hardlink', rootFile], ['rename', writable], ['directory']] as const) {
       const answer = impostor(mode, foreign);
+      // The kernel itself refuses to link root's file for the user (protected_hardlinks); each other trick is made.
+      expect(answer.proofError, mode).toBe(mode === 'hardlink' ? 'EPERM' : undefined);
       expect(answer.started, mode).toBe(false);
       expect(answer.notice, mode).toContain('identity not proven');
       expect(answer.exit?.code, mode).toBe(1);
     }
+    expect(agent.child.exitCode, 'the agent is still running').toBeNull();
     const claims = impostor('claims');
     expect(claims.started).toBe(false);
     expect(claims.notice).toMatch(/the shell's request is invalid/);
@@ -390,11 +443,35 @@ describe.skipIf(!asRoot)('recorded shell (omwatch-agent shell)', () => {
     agent = start([process.execPath, AGENT_BIN, 'run', '--data', agentDir, '--policy', policyPath], {}, { searchStderr: true });
     await agent.waitLine(/spooled session taken in/);
     expect(existsSync(spooled)).toBe(false);
-    const session = await ended(sessionId);
-    expect(session).toMatchObject({ endedBy: 'exit' });
-    const records = sessionRecords(sessionId);
+    // Taken in under a new id of the daemon's, its spooled id named in the start's Reason.
+    const takenIn = (spooledId: string, except?: string) => until(`the spooled session ${spooledId} at the collector`, () => cli(COLLECTOR_BIN, ['sessions', '--data', collectorDir, '--json']).stdout.trim().split('\n')
+      .map((row) => JSON.parse(row) as { id: string; state: string; endedBy: string; reason: string | null; user: string })
+      .find((row) => row.id !== except && row.state === 'ended' && row.reason?.includes(`(as ${spooledId})`)));
+    const session = await takenIn(sessionId);
+    expect(session).toMatchObject({ endedBy: 'exit', user: 'omwvendor' });
+    expect(session.id).not.toBe(sessionId);
+    const records = sessionRecords(session.id);
     expect(records.find((r) => r.record.fields?.['Action'] === 'start')!.record.fields).toMatchObject({ User: 'omwvendor', Ticket: 'CHG-9', Reason: expect.stringMatching(/^spooled: /) });
     expect(records.filter((r) => r.record.category === 'shell_command').map((r) => r.record.fields!['CommandLine'])).toContain('echo spooled-$((3*3))');
+
+    // A forged spool file naming a session already held adds to nothing: it becomes a session of its own,
+    // of the file's owner; one written out of order is set aside whole.
+    const asVendor = (file: string, text: string) => {
+      const wrote = spawnSync('/usr/bin/setpriv', ['--reuid', String(vendor.uid), '--regid', String(vendor.gid), '--init-groups', '--', '/bin/sh', '-c', `cat > ${file}`], { input: text });
+      expect(wrote.status).toBe(0);
+    };
+    const line = (category: string, fields: Record<string, unknown>) => `${JSON.stringify({ category, timeMs: Date.now(), fields: { SessionId: sessionId, ...fields } })}\n`;
+    const castBefore = cli(COLLECTOR_BIN, ['export', '--data', collectorDir, '--session', session.id, '--format', 'asciicast']).stdout;
+    asVendor(join(agentDir, 'spool', `${sessionId}.jsonl`), line('remote_session', { Action: 'start', Protocol: 'local', Tool: 'omwatch-shell', User: 'root' })
+      + line('session_recording', { Chunk: 0, Data: '[0.1,"o","nothing to see here\\r\\n"]\n' }) + line('remote_session', { Action: 'end', Protocol: 'local', Tool: 'omwatch-shell', EndedBy: 'exit', ExitCode: 0, Chunks: 1 }));
+    const forged = await takenIn(sessionId, session.id);
+    expect(forged.user).toBe('omwvendor');
+    expect(cli(COLLECTOR_BIN, ['export', '--data', collectorDir, '--session', session.id, '--format', 'asciicast']).stdout).toBe(castBefore);
+    const disorderId = `shell-${'0'.repeat(8)}-0000-7000-8000-${'0'.repeat(12)}`;
+    const disorder = join(agentDir, 'spool', `${disorderId}.jsonl`);
+    asVendor(disorder, line('session_recording', { SessionId: disorderId, Chunk: 0, Data: '' }));
+    await agent.waitLine(/a spooled session was set aside/);
+    await until('the file set aside', () => existsSync(`${disorder}.rejected`) && !existsSync(disorder));
     expect(cli(COLLECTOR_BIN, ['verify', '--data', collectorDir]).status).toBe(0);
   }, 90_000);
 

@@ -50,6 +50,8 @@ export const ShellPolicySchema = z.strictObject({
   warnBeforeSeconds: z.number().nonnegative().default(60),
   /** The recording cannot keep up (the outbox is near its cap): slow the session down, or end it. */
   onRecordingBehind: z.enum(['throttle', 'end']).default('throttle'),
+  /** Whether the client may name the command to run (`-- cmd`, `-c cmd`, `ssh host cmd`) instead of the shell. */
+  allowCommand: z.boolean().default(true),
   /** The shell the session runs; bash reports each command line (other shells: the recording only). */
   program: z.string().startsWith('/').default('/bin/bash'),
 });

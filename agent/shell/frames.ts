@@ -32,23 +32,33 @@ export function encodeFrame(type: FrameType, payload: Buffer | string | object):
 
 export class FrameError extends Error {}
 
-/** Splits a byte stream into frames; `push` returns the complete frames so far, or throws FrameError. */
+/**
+ * Splits a byte stream into frames; `push` returns the complete frames so far, or throws FrameError.
+ * Bytes of an incomplete frame are joined only once the frame is whole: a peer trickling a large frame
+ * byte by byte costs one copy, not one per byte.
+ */
 export class FrameReader {
   #pending: Buffer[] = [];
   #pendingBytes = 0;
+  /** Bytes the frame at the head of #pending needs in all (header included); 0 until its header is read. */
+  #needed = 0;
 
   push(chunk: Buffer): Array<{ type: number; payload: Buffer }> {
     this.#pending.push(chunk);
     this.#pendingBytes += chunk.length;
-    if (this.#pendingBytes < HEADER_BYTES) return [];
+    if (this.#pendingBytes < Math.max(HEADER_BYTES, this.#needed)) return [];
     let buffer = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending);
     const frames: Array<{ type: number; payload: Buffer }> = [];
     let offset = 0;
+    this.#needed = 0;
     while (buffer.length - offset >= HEADER_BYTES) {
       const type = buffer.readUInt8(offset);
       const length = buffer.readUInt32BE(offset + 1);
       if (length > MAX_LOCAL_FRAME_BYTES) throw new FrameError(`frame of ${length} bytes is over the limit of ${MAX_LOCAL_FRAME_BYTES}`);
-      if (buffer.length - offset - HEADER_BYTES < length) break;
+      if (buffer.length - offset - HEADER_BYTES < length) {
+        this.#needed = HEADER_BYTES + length;
+        break;
+      }
       frames.push({ type, payload: buffer.subarray(offset + HEADER_BYTES, offset + HEADER_BYTES + length) });
       offset += HEADER_BYTES + length;
     }
@@ -72,7 +82,10 @@ export function readFrames(socket: Socket, onFrame: (frame: { type: number; payl
       socket.destroy();
       return;
     }
-    for (const frame of frames) onFrame(frame);
+    for (const frame of frames) {
+      if (socket.destroyed) return;
+      onFrame(frame);
+    }
   });
 }
 

@@ -11,7 +11,6 @@
 
 import { readFileSync } from 'node:fs';
 
-const PREFIX = Buffer.from('\x1b]6973;');
 const BEL = 0x07;
 /** A sequence longer than this is not ours: passed through as it is. */
 const MAX_MARK_BYTES = 80 * 1024;
@@ -22,12 +21,13 @@ export interface ReportedCommand {
 }
 
 export class CommandMarks {
-  readonly #mark: string;
+  /** ESC ] 6973 ; <mark> ; — only this session's reports are even looked at. */
+  readonly #prefix: Buffer;
   /** Bytes held back because they may be the start of a sequence split across reads. */
   #held: Buffer | undefined;
 
   constructor(mark: string) {
-    this.#mark = mark;
+    this.#prefix = Buffer.from(`\x1b]6973;${mark};`);
   }
 
   /** Output with this session's sequences removed, and the commands they carried. */
@@ -39,15 +39,15 @@ export class CommandMarks {
     const kept: Buffer[] = [];
     let from = 0;
     for (;;) {
-      const start = input.indexOf(PREFIX, from);
+      const start = input.indexOf(this.#prefix, from);
       if (start === -1) {
         // A partial prefix at the very end may continue in the next read: hold it back.
-        const tail = partialPrefixAt(input, Math.max(from, input.length - PREFIX.length + 1));
+        const tail = partialPrefixAt(input, Math.max(from, input.length - this.#prefix.length + 1), this.#prefix);
         kept.push(input.subarray(from, tail));
         if (tail < input.length) this.#held = Buffer.from(input.subarray(tail));
         break;
       }
-      const end = input.indexOf(BEL, start + PREFIX.length);
+      const end = input.indexOf(BEL, start + this.#prefix.length);
       if (end === -1) {
         if (input.length - start < MAX_MARK_BYTES) {
           kept.push(input.subarray(from, start));
@@ -55,7 +55,7 @@ export class CommandMarks {
         } else kept.push(input.subarray(from));
         break;
       }
-      const command = this.#parse(input.subarray(start + PREFIX.length, end));
+      const command = this.#parse(input.subarray(start + this.#prefix.length, end));
       if (command) {
         kept.push(input.subarray(from, start));
         commands.push(command);
@@ -79,12 +79,11 @@ export class CommandMarks {
   }
 
   #parse(body: Buffer): ReportedCommand | undefined {
-    const first = body.indexOf(0x3b);
-    const second = first === -1 ? -1 : body.indexOf(0x3b, first + 1);
-    if (second === -1 || body.subarray(0, first).toString('latin1') !== this.#mark) return undefined;
-    const cwd = decodePercent(body.subarray(first + 1, second).toString('utf8'));
+    const split = body.indexOf(0x3b);
+    if (split === -1) return undefined;
+    const cwd = decodePercent(body.subarray(0, split).toString('utf8'));
     // `history 1` prints "  123  the line" (a `*` marks an edited entry), then a newline.
-    const commandLine = body.subarray(second + 1).toString('utf8').replace(/^\s*\d+\*?\s\s?/, '').replace(/\r?\n$/, '');
+    const commandLine = body.subarray(split + 1).toString('utf8').replace(/^\s*\d+\*?\s\s?/, '').replace(/\r?\n$/, '');
     return { commandLine, cwd };
   }
 }
@@ -94,12 +93,12 @@ function decodePercent(text: string): string {
   return text.replace(/%([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
 }
 
-/** Where a suffix of `buffer` that is a proper prefix of PREFIX begins (buffer.length if none). */
-function partialPrefixAt(buffer: Buffer, from: number): number {
+/** Where a suffix of `buffer` that is a proper prefix of `prefix` begins (buffer.length if none). */
+function partialPrefixAt(buffer: Buffer, from: number, prefix: Buffer): number {
   for (let at = Math.max(0, from); at < buffer.length; at++) {
     if (buffer[at] !== 0x1b) continue;
     const length = buffer.length - at;
-    if (length < PREFIX.length && buffer.subarray(at).equals(PREFIX.subarray(0, length))) return at;
+    if (length < prefix.length && buffer.subarray(at).equals(prefix.subarray(0, length))) return at;
   }
   return buffer.length;
 }

@@ -11,17 +11,29 @@ import type { PolicyJudge } from '../enrich/policy.ts';
 import type { Logger } from '../log/index.ts';
 import type { Observation } from '../sensors/types.ts';
 import { encodeFrame, Frame, jsonPayload, readFrames } from './frames.ts';
-import { checkChallenge, IdentityError, lookupUser, newChallenge, prepareChallengeDir, type PasswdEntry } from './identity.ts';
+import { checkChallenge, IdentityError, lookupUser, newChallenge, prepareChallengeDir, removeAnswer, type PasswdEntry } from './identity.ts';
 import { BASH_RC } from './marks.ts';
 import { DEFAULT_SHELL_POLICY, HelloSchema, type Hello } from './policy.ts';
 import { ShellSession, type UserSide } from './session.ts';
-import { prepareSpoolDir, takeSpool } from './spool.ts';
+import { prepareSpoolDir, takeSpool, type SpoolIntake } from './spool.ts';
 
 /** A client that has not said hello by then is dropped. */
 const HELLO_TIMEOUT_MS = 10_000;
-const SPOOL_SCAN_MS = 10_000;
+const SPOOL_SCAN_MS = 2_000;
+/** Connections that have not proven who they are yet, at most; past it new ones are closed at once. */
+const MAX_UNPROVEN_CONNECTIONS = 64;
+/** Live sessions one user may hold at once. */
+const MAX_SESSIONS_PER_USER = 16;
+/** After the last frame to a client, how long it has to close before its connection is cut. */
+const CLOSE_GRACE_MS = 2_000;
 /** Past this much output waiting for the client, the pty is not read until it drains. */
 const MAX_CLIENT_BUFFER_BYTES = 256 * 1024;
+
+/** Ends a client connection, and cuts it if the client does not close its side soon. */
+function endSoon(socket: Socket): void {
+  socket.end();
+  setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+}
 
 /** The shell client on the other end of the socket, as the session's user side. */
 function socketSide(socket: Socket): UserSide {
@@ -36,7 +48,7 @@ function socketSide(socket: Socket): UserSide {
     onDrain: (listener) => void socket.on('drain', listener),
     exit(code, endedBy) {
       send(Frame.EXIT, { code, endedBy });
-      socket.end();
+      endSoon(socket);
     },
   };
 }
@@ -60,7 +72,8 @@ export interface LiveSession {
 }
 
 export class ShellServer {
-  readonly counters = { connections: 0, started: 0, refused: 0, unproven: 0 };
+  readonly counters = { connections: 0, started: 0, refused: 0, unproven: 0, tooMany: 0, errors: 0 };
+  #unprovenConnections = 0;
   readonly #options: ShellServerOptions;
   readonly #sessions = new Map<string, ShellSession>();
   readonly #authDir: string;
@@ -88,7 +101,9 @@ export class ShellServer {
   async start(): Promise<void> {
     const { socketPath } = this.#options;
     const dir = dirname(socketPath);
-    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    // Made here (/run/omwatch): opened up explicitly, as the agent runs with umask 077 and users must reach
+    // the socket in it. A folder that exists keeps the mode its owner gave it.
+    if (mkdirSync(dir, { recursive: true, mode: 0o755 }) !== undefined) chmodSync(dir, 0o755);
     prepareChallengeDir(this.#authDir);
     writeFileSync(this.#rcPath, BASH_RC, { mode: 0o644 });
     chmodSync(this.#rcPath, 0o644);
@@ -102,11 +117,16 @@ export class ShellServer {
         resolve();
       });
     });
-    // Anyone may connect: who they are is proven next, never assumed from being able to connect.
-    chmodSync(socketPath, 0o666);
-    server.on('error', (error) => this.#options.logger.error({ err: error.message }, 'shell socket error'));
     this.#server = server;
-    prepareSpoolDir(this.#options.spoolDir);
+    server.on('error', (error) => this.#options.logger.error({ err: error.message }, 'shell socket error'));
+    try {
+      // Anyone may connect: who they are is proven next, never assumed from being able to connect.
+      chmodSync(socketPath, 0o666);
+      prepareSpoolDir(this.#options.spoolDir);
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
     this.#takeSpool();
     this.#spoolTimer = setInterval(() => this.#takeSpool(), SPOOL_SCAN_MS);
     this.#spoolTimer.unref();
@@ -115,13 +135,19 @@ export class ShellServer {
 
   #takeSpool(): void {
     const { emit, record, logger, spoolDir } = this.#options;
-    takeSpool(spoolDir, {
+    const intake: SpoolIntake = {
       emit, record, logger,
       rejected: (file, reason) => {
         logger.error({ file, reason }, 'a spooled session was set aside: it does not check');
         emit({ category: 'agent', timeMs: Date.now(), fields: { Action: 'sensor_error', Sensor: 'shell-spool', Path: `${file}.rejected`, Message: `spooled session set aside: ${reason}` } });
       },
-    });
+    };
+    try {
+      takeSpool(spoolDir, intake);
+    } catch (error) {
+      // The spool folder itself is unreadable or gone: said, and tried again at the next scan.
+      logger.error({ err: (error as Error).message, spoolDir }, 'cannot take in the spool');
+    }
   }
 
   kill(sessionId: string, by: string): boolean {
@@ -147,23 +173,38 @@ export class ShellServer {
   #connection(socket: Socket): void {
     this.counters.connections++;
     const { logger } = this.#options;
+    socket.on('error', () => socket.destroy());
+    if (this.#unprovenConnections >= MAX_UNPROVEN_CONNECTIONS) {
+      this.counters.tooMany++;
+      socket.destroy();
+      return;
+    }
+    this.#unprovenConnections++;
+    let proven = false;
+    const proved = () => {
+      if (proven) return;
+      proven = true;
+      this.#unprovenConnections--;
+    };
     const challenge = newChallenge(this.#authDir);
     let session: ShellSession | undefined;
     let helloSeen = false;
     const fail = (message: string, code = 1) => {
       socket.write(encodeFrame(Frame.NOTICE, `omwatch: ${message}\n`));
-      socket.end(encodeFrame(Frame.EXIT, { code, endedBy: 'refused' }));
+      socket.write(encodeFrame(Frame.EXIT, { code, endedBy: 'refused' }));
+      endSoon(socket);
     };
     const timer = setTimeout(() => {
       if (!helloSeen) socket.destroy();
     }, HELLO_TIMEOUT_MS);
     timer.unref();
-    socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       clearTimeout(timer);
+      proved();
+      if (!helloSeen) removeAnswer(challenge.path);
       session?.hangup();
     });
-    readFrames(socket, (frame) => {
+    const onFrame = (frame: { type: number; payload: Buffer }) => {
       if (session) {
         if (frame.type === Frame.INPUT) session.input(frame.payload);
         else if (frame.type === Frame.RESIZE) {
@@ -175,6 +216,7 @@ export class ShellServer {
       if (helloSeen || frame.type !== Frame.HELLO) return;
       helloSeen = true;
       clearTimeout(timer);
+      proved();
       let user: PasswdEntry;
       try {
         user = lookupUser(checkChallenge(challenge));
@@ -190,8 +232,19 @@ export class ShellServer {
         return fail(`the shell's request is invalid: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'not JSON'}`, 2);
       }
       session = this.#open(socket, user, hello.data, fail);
+    };
+    readFrames(socket, (frame) => {
+      try {
+        onFrame(frame);
+      } catch (error) {
+        // One connection's fault (or ours) ends that connection, never the agent and its other sessions.
+        this.counters.errors++;
+        logger.error({ err: (error as Error).message, sessionId: session?.id }, 'shell connection failed');
+        if (session) session.hangup();
+        else fail(`the agent could not serve this connection: ${(error as Error).message}`);
+      }
     }, (message) => logger.warn({ err: message }, 'shell client sent a bad frame'));
-    socket.write(encodeFrame(Frame.CHALLENGE, challenge));
+    socket.write(encodeFrame(Frame.CHALLENGE, { path: challenge.path, secret: challenge.secret }));
   }
 
   /** The policy gate, then the session; undefined when refused. */
@@ -200,6 +253,10 @@ export class ShellServer {
     const ownUid = process.getuid?.();
     if (ownUid !== 0 && ownUid !== user.uid) {
       fail(`the omwatch agent runs as uid ${ownUid}, not root: it can record shells of its own user only`);
+      return undefined;
+    }
+    if ([...this.#sessions.values()].filter((s) => s.user === user.name).length >= MAX_SESSIONS_PER_USER) {
+      fail(`${user.name} has ${MAX_SESSIONS_PER_USER} recorded sessions open already; end one first`);
       return undefined;
     }
     const judge = this.#options.judge();
@@ -214,16 +271,18 @@ export class ShellServer {
       if (policy.requireMaintenanceWindow && !verdict.InMaintenanceWindow) problems.push('no maintenance window is open for this host now');
     }
     const reason = problems.join('; ');
-    if (problems.length > 0 && policy.gate === 'refuse') {
+    const refuse = (why: string, rule: string) => {
       this.counters.refused++;
       emit({
         category: 'remote_session', timeMs: Date.now(),
-        fields: { SessionId: id, Action: 'refused', Protocol: hello.sshConnection ? 'ssh' : 'local', Tool: SHELL_TOOL, User: user.name, Reason: reason, ...(hello.ticket ? { Ticket: hello.ticket } : {}) },
+        fields: { SessionId: id, Action: 'refused', Protocol: hello.sshConnection ? 'ssh' : 'local', Tool: SHELL_TOOL, User: user.name, Reason: why, ...(hello.ticket ? { Ticket: hello.ticket } : {}) },
       });
-      logger.warn({ user: user.name, reason }, 'recorded shell refused by the policy');
-      fail(`${reason}. The session was refused and the refusal recorded (policy shell.gate: refuse).`);
+      logger.warn({ user: user.name, reason: why }, 'recorded shell refused by the policy');
+      fail(`${why}. The session was refused and the refusal recorded (policy ${rule}).`);
       return undefined;
-    }
+    };
+    if (hello.command && !policy.allowCommand) return refuse(`this account may open the recorded shell only, not run a command of its choosing (${hello.command.join(' ').slice(0, 200)})`, 'shell.allowCommand: false');
+    if (problems.length > 0 && policy.gate === 'refuse') return refuse(reason, 'shell.gate: refuse');
     const session = new ShellSession({
       id, mark: randomBytes(12).toString('hex'), user, hello, policy,
       maxSessionMinutes: judge?.policy.maxSessionMinutes,

@@ -115,8 +115,11 @@ export class ShellSession {
       ...(hello.ticket ? { OMWATCH_TICKET: hello.ticket } : {}),
     };
     // node-pty's setuid keeps root's supplementary groups; setpriv sets the user's own (--init-groups).
+    // Before it, still root, the session gets its own audit login id (as pam_loginuid does at a login):
+    // every process of the session inherits the audit session id and none can leave it, so a kill
+    // finds what double-forked out of the terminal session too.
     const pty = asOther
-      ? spawn('/usr/bin/setpriv', ['--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', '--', file, ...args], { name: hello.term, cols: hello.cols, rows: hello.rows, cwd: existingDir(user.home), env, encoding: null })
+      ? spawn('/bin/sh', ['-c', 'echo "$0" > /proc/self/loginuid 2>/dev/null; exec "$@"', String(user.uid), '/usr/bin/setpriv', '--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', '--', file, ...args], { name: hello.term, cols: hello.cols, rows: hello.rows, cwd: existingDir(user.home), env, encoding: null })
       : spawn(file, args, { name: hello.term, cols: hello.cols, rows: hello.rows, cwd: existingDir(user.home), env, encoding: null });
     this.#pty = pty;
     const ptsName = (pty as IPty & { ptsName?: string }).ptsName;
@@ -141,6 +144,7 @@ export class ShellSession {
   }
 
   input(bytes: Buffer): void {
+    if (this.#exited) return;
     this.#lastInputMs = Date.now();
     this.#idleWarned = false;
     this.#recording.input(bytes);
@@ -148,21 +152,29 @@ export class ShellSession {
   }
 
   resize(cols: number, rows: number): void {
-    this.#pty?.resize(cols, rows);
+    if (this.#exited || this.#endedBy) return;
+    try {
+      this.#pty?.resize(cols, rows);
+    } catch {
+      // The shell is exiting and node-pty has closed the terminal: nothing left to resize.
+      return;
+    }
     this.#recording.resize(cols, rows);
   }
 
   /** Ends the session: a message in the terminal, SIGHUP to everything in it, SIGKILL to what stays. */
   end(by: EndedBy, message?: string): void {
-    // Once the shell has exited its pid may be reused: nothing is signalled after that.
     if (this.#endedBy || !this.#pty || this.#exited) return;
     this.#endedBy = by;
     if (message) this.#notice(message);
-    const sid = this.#pty.pid;
-    signalSession(sid, 'SIGHUP');
-    setTimeout(() => {
-      if (!this.#exited) signalSession(sid, 'SIGKILL');
-    }, KILL_GRACE_MS).unref();
+    // Everything of the session: its members, and descendants that left it (setsid) while their parent
+    // lived. SIGHUP first, as a hangup would; after the grace, SIGKILL to all that is left, whether or not
+    // the shell has gone already (what ignores SIGHUP, nohup, outlives it).
+    const shell = this.#pty.pid;
+    const auditSession = auditSessionOf(shell);
+    const targets = sessionProcesses(shell, auditSession);
+    signalAll(targets, 'SIGHUP');
+    setTimeout(() => signalAll(new Set([...targets, ...sessionProcesses(shell, auditSession)].filter((pid) => pid !== shell || !this.#exited)), 'SIGKILL'), KILL_GRACE_MS).unref();
   }
 
   /** The user's side went away (ssh dropped): a hangup, as for any terminal. */
@@ -354,21 +366,57 @@ function processGone(pid: number): boolean {
   }
 }
 
-/** Sends a signal to every process of a terminal session (all of whose session id is `sid`). */
-function signalSession(sid: number, signal: NodeJS.Signals): void {
-  const members = [sid];
+const NO_AUDIT_SESSION = 4_294_967_295;
+
+/** The audit session id of a process of the session, if it has one of its own (not the daemon's). */
+function auditSessionOf(pid: number): number | undefined {
+  try {
+    const id = Number(readFileSync(`/proc/${pid}/sessionid`, 'latin1'));
+    const own = Number(readFileSync('/proc/self/sessionid', 'latin1'));
+    return Number.isInteger(id) && id !== NO_AUDIT_SESSION && id !== own ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The processes of a shell's session, by one pass over /proc: its audit session's (which no process can
+ * leave), those whose terminal session id is the shell's pid, and every descendant of them.
+ */
+function sessionProcesses(sid: number, auditSession: number | undefined): Set<number> {
+  const children = new Map<number, number[]>();
+  const members = new Set<number>([sid]);
   for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === sid) continue;
+    if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
       // Fields after the command name (which may hold spaces and parentheses): state ppid pgrp session …
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[3]) === sid) members.push(Number(entry));
+      const pid = Number(entry);
+      const ppid = Number(fields[1]);
+      if (Number(fields[3]) === sid) members.add(pid);
+      if (auditSession !== undefined && Number(readFileSync(`/proc/${entry}/sessionid`, 'latin1')) === auditSession) members.add(pid);
+      const siblings = children.get(ppid);
+      if (siblings) siblings.push(pid);
+      else children.set(ppid, [pid]);
     } catch {
       // Gone meanwhile.
     }
   }
-  for (const pid of members) {
+  const all = new Set<number>();
+  const visit = (pid: number) => {
+    if (all.has(pid)) return;
+    all.add(pid);
+    for (const child of children.get(pid) ?? []) visit(child);
+  };
+  for (const pid of members) visit(pid);
+  return all;
+}
+
+/** Signals each process; one already gone is skipped. A pid never reaches 1 or 0 here (not in a shell's tree). */
+function signalAll(pids: Set<number>, signal: NodeJS.Signals): void {
+  for (const pid of pids) {
+    if (pid <= 1) continue;
     try {
       process.kill(pid, signal);
     } catch {

@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { SpoolError } from '../errors.ts';
 
 /** A spooled file past this size is not taken in whole; it is set aside for a person to look at. */
-const MAX_SPOOL_FILE_BYTES = 512 * 1024 * 1024;
+const MAX_SPOOL_FILE_BYTES = 64 * 1024 * 1024;
 const SPOOLED_CATEGORIES: ReadonlySet<Category> = new Set(['remote_session', 'shell_command', 'session_recording']);
 
 export { SpoolError };
@@ -81,41 +81,41 @@ export interface SpoolIntake {
 }
 
 /**
- * Takes in every finished spooled session: each line checked against its category's schema and the
- * file's session id, `User` set from the file's owner, the start marked as spooled. A file with any bad
- * line is set aside whole, never half taken in.
+ * Takes in the oldest finished spooled session (one per call, so a scan never holds the daemon long):
+ * each line checked against its category's schema, the file's session id, and the order a session is
+ * written in (its start first, chunks numbered from 0, its end last); `User` set from the file's owner;
+ * a new session id, so a spooled file can never add to or alter a session already held; the start marked
+ * as spooled. A file with any bad line is set aside whole, never half taken in. Never throws for a file.
  */
 export function takeSpool(spoolDir: string, intake: SpoolIntake): number {
-  let names: string[];
+  const names = readdirSync(spoolDir).filter((name) => /^shell-[0-9a-f-]{36}\.jsonl$/.test(name)).sort();
+  const name = names[0];
+  if (!name) return 0;
+  const path = join(spoolDir, name);
+  const spooledId = name.slice(0, -'.jsonl'.length);
+  let observations: Observation[];
   try {
-    names = readdirSync(spoolDir).filter((name) => /^shell-[0-9a-f-]{36}\.jsonl$/.test(name));
-  } catch {
+    observations = readSpooled(path, spooledId, `shell-${uuidv7()}`);
+  } catch (error) {
+    intake.rejected(path, (error as Error).message);
+    try {
+      renameSync(path, `${path}.rejected`);
+    } catch {
+      // Cannot be set aside (something is in the way): removed, so it is not read again and again.
+      rmSync(path, { force: true, recursive: true });
+    }
     return 0;
   }
-  let taken = 0;
-  for (const name of names) {
-    const path = join(spoolDir, name);
-    const sessionId = name.slice(0, -'.jsonl'.length);
-    let observations: Observation[];
-    try {
-      observations = readSpooled(path, sessionId);
-    } catch (error) {
-      intake.rejected(path, (error as Error).message);
-      renameSync(path, `${path}.rejected`);
-      continue;
-    }
-    for (const observation of observations) {
-      if (observation.category === 'session_recording') intake.record(observation as Observation<'session_recording'>);
-      else intake.emit(observation);
-    }
-    rmSync(path, { force: true });
-    intake.logger?.info({ sessionId, records: observations.length }, 'spooled session taken in');
-    taken++;
+  for (const observation of observations) {
+    if (observation.category === 'session_recording') intake.record(observation as Observation<'session_recording'>);
+    else intake.emit(observation);
   }
-  return taken;
+  rmSync(path, { force: true });
+  intake.logger?.info({ spooledId, sessionId: (observations[0]!.fields as { SessionId: string }).SessionId, records: observations.length }, 'spooled session taken in');
+  return 1;
 }
 
-function readSpooled(path: string, sessionId: string): Observation[] {
+function readSpooled(path: string, spooledId: string, sessionId: string): Observation[] {
   const fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
   let text: string;
   let owner: string;
@@ -129,26 +129,40 @@ function readSpooled(path: string, sessionId: string): Observation[] {
     closeSync(fd);
   }
   const observations: Observation[] = [];
+  let chunks = 0;
+  let ended = false;
   for (const [index, line] of text.split('\n').entries()) {
     if (line === '') continue;
+    const where = `line ${index + 1}`;
     let value: { category?: unknown; timeMs?: unknown; fields?: unknown };
     try {
       value = JSON.parse(line) as typeof value;
     } catch {
-      throw new SpoolError(`line ${index + 1}: not JSON`);
+      throw new SpoolError(`${where}: not JSON`);
     }
     const category = value.category as Category;
-    if (!SPOOLED_CATEGORIES.has(category) || typeof value.timeMs !== 'number' || !Number.isFinite(value.timeMs)) throw new SpoolError(`line ${index + 1}: not a spooled session record`);
+    if (!SPOOLED_CATEGORIES.has(category) || typeof value.timeMs !== 'number' || !Number.isFinite(value.timeMs)) throw new SpoolError(`${where}: not a spooled session record`);
     const fields = categoryFields[category].safeParse(value.fields);
-    if (!fields.success) throw new SpoolError(`line ${index + 1}: ${fields.error.issues[0]?.path.join('.')}: ${fields.error.issues[0]?.message}`);
+    if (!fields.success) throw new SpoolError(`${where}: ${fields.error.issues[0]?.path.join('.')}: ${fields.error.issues[0]?.message}`);
     const checked = fields.data as Record<string, unknown>;
-    if (checked['SessionId'] !== sessionId) throw new SpoolError(`line ${index + 1}: another session's record`);
-    if ('User' in checked || category !== 'session_recording') checked['User'] = owner;
-    if (category === 'remote_session' && checked['Action'] === 'start') {
-      checked['Reason'] = `spooled: recorded by the user's own shell while the agent was down, taken in at ${new Date().toISOString()}; the user could alter it until then${checked['Reason'] ? ` (${String(checked['Reason'])})` : ''}`;
+    if (checked['SessionId'] !== spooledId) throw new SpoolError(`${where}: another session's record`);
+    const action = category === 'remote_session' ? checked['Action'] : undefined;
+    if ((observations.length === 0) !== (action === 'start')) throw new SpoolError(`${where}: a session starts with its start, once`);
+    if (ended) throw new SpoolError(`${where}: a record after the session's end`);
+    if (action === 'end') {
+      ended = true;
+      if (checked['Chunks'] !== chunks) throw new SpoolError(`${where}: the end counts ${String(checked['Chunks'])} chunks, the file holds ${chunks}`);
+    }
+    if (action === 'refused') throw new SpoolError(`${where}: not a spooled session record`);
+    if (category === 'session_recording' && checked['Chunk'] !== chunks++) throw new SpoolError(`${where}: chunk ${String(checked['Chunk'])} out of order`);
+    checked['SessionId'] = sessionId;
+    if (category !== 'session_recording') checked['User'] = owner;
+    if (action === 'start') {
+      checked['Reason'] = `spooled: recorded by the user's own shell while the agent was down (as ${spooledId}), taken in at ${new Date().toISOString()}; the user could alter it until then${checked['Reason'] ? ` (${String(checked['Reason'])})` : ''}`;
     }
     observations.push({ category, timeMs: value.timeMs, fields: checked } as Observation);
   }
+  if (observations.length === 0) throw new SpoolError('empty');
   return observations;
 }
 
