@@ -21,4 +21,28 @@ describe('periodic', () => {
     expect(runs).toBe(after);
     expect(errors.map((e) => (e as Error).message)).toEqual(['run 1', 'run 3']);
   });
+
+  it('runs an async step to its end before the next, and reports its rejection', async () => {
+    const errors: unknown[] = [];
+    let running = 0;
+    let overlapped = false;
+    let runs = 0;
+    let done: () => void = () => {};
+    const fourth = new Promise<void>((resolve) => (done = resolve));
+    const timer = periodic(async () => {
+      overlapped ||= running > 0;
+      running++;
+      runs++;
+      // Longer than the interval: a timer that did not wait would start the next run meanwhile.
+      await new Promise<void>((resolve) => setImmediate(() => setTimeout(resolve, 15)));
+      running--;
+      if (runs === 4) done();
+      if (runs === 2) throw new Error('run 2');
+    }, 1, (error) => errors.push(error));
+    timer.start(0);
+    await fourth;
+    timer.stop();
+    expect(overlapped).toBe(false);
+    expect(errors.map((e) => (e as Error).message)).toEqual(['run 2']);
+  });
 });

@@ -7,20 +7,27 @@ export interface Periodic {
   stop(): void;
 }
 
-export function periodic(step: () => void, intervalMs: number, onError: (error: unknown) => void): Periodic {
+/** A step may be async (its slow reads off the event loop): the next runs only after it settles. */
+export function periodic(step: () => void | Promise<void>, intervalMs: number, onError: (error: unknown) => void): Periodic {
   let timer: NodeJS.Timeout | undefined;
   let running = false;
+  const next = () => {
+    if (running) {
+      timer = setTimeout(tick, intervalMs);
+      timer.unref();
+    }
+  };
   const tick = () => {
+    let result: void | Promise<void>;
     try {
-      step();
+      result = step();
     } catch (error) {
       onError(error);
-    } finally {
-      if (running) {
-        timer = setTimeout(tick, intervalMs);
-        timer.unref();
-      }
+      next();
+      return;
     }
+    if (result instanceof Promise) result.catch(onError).finally(next);
+    else next();
   };
   return {
     start(firstDelayMs = intervalMs) {

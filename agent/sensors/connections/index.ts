@@ -6,7 +6,7 @@ import type { ProcEntry, ProcessTable } from '../processes/index.ts';
 import type { RemoteAccessCatalog, RemoteTool } from '../sessions/catalog.ts';
 import type { Emit, Sensor, SensorHealth, SocketEntry } from '../types.ts';
 import { periodic } from '../periodic.ts';
-import { SocketReader } from './sockets.ts';
+import { SocketReader, type SocketTables } from './sockets.ts';
 
 export interface ProcessRef {
   pid: number;
@@ -88,8 +88,8 @@ export function createConnectionSensor({
     return entry.user === undefined ? { pid, image: entry.image } : { pid, image: entry.image, user: entry.user };
   }
 
-  function poll(): ConnectionsView {
-    const sockets = reader.read();
+  function poll(tables?: SocketTables): ConnectionsView {
+    const sockets = reader.read(tables);
     const toolPids = new Map<number, RemoteTool>();
     for (const entry of table.entries()) {
       const tool = processTool(entry);
@@ -171,11 +171,14 @@ export function createConnectionSensor({
     return view;
   }
 
-  const timer = periodic(poll, pollIntervalMs, (error) => {
+  // The timer reads the socket tables off the event loop, then polls with them; poll() called directly
+  // (a new service process, a snapshot) reads them at once.
+  const onPollError = (error: unknown) => {
     pollErrors++;
     lastError = (error as Error).message;
     logger.error({ err: error }, 'connection poll failed');
-  });
+  };
+  const timer = periodic(async () => void poll(await reader.readTables()), pollIntervalMs, onPollError);
 
   return {
     name: 'connections',
@@ -187,7 +190,13 @@ export function createConnectionSensor({
     },
     async start(target) {
       emit = target;
-      timer.start(0);
+      // The first look is taken at once (the sensors started after this one read its view); then the timer.
+      try {
+        poll();
+      } catch (error) {
+        onPollError(error);
+      }
+      timer.start();
     },
     async stop() {
       timer.stop();

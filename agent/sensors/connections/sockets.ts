@@ -1,6 +1,7 @@
 // Reads the host's TCP sockets and finds which process owns the ones that matter. Owners come from
 // /proc/PID/fd links (root only); the likely owners are asked first, a full walk is rate-limited.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SocketEntry } from '../types.ts';
 import { parseProcNetTcp, socketInode } from './parse.ts';
@@ -15,6 +16,10 @@ export interface SocketCounters {
 
 const FULL_WALK_EVERY_MS = 10_000;
 const MAX_CACHED_OWNERS = 65_536;
+const TABLES = ['net/tcp', 'net/tcp6'] as const;
+
+/** The kernel's socket tables as read (or the error reading one gave). */
+export type SocketTables = Record<(typeof TABLES)[number], string | Error>;
 
 export class SocketReader {
   readonly counters: SocketCounters = { reads: 0, malformedLines: 0, readErrors: 0, fdWalks: 0, fullFdWalks: 0 };
@@ -28,14 +33,19 @@ export class SocketReader {
     this.#procRoot = procRoot;
   }
 
-  /** Every TCP socket of the host, IPv4 and IPv6. */
-  read(): SocketEntry[] {
+  /**
+   * Every TCP socket of the host, IPv4 and IPv6: from the tables given (read ahead by readTables), or
+   * read now. The kernel can take milliseconds to write each table (7 ms here for two sockets).
+   */
+  read(tables?: SocketTables): SocketEntry[] {
     this.counters.reads++;
     const sockets: SocketEntry[] = [];
-    for (const file of ['net/tcp', 'net/tcp6']) {
+    for (const file of TABLES) {
       let text: string;
       try {
-        text = readFileSync(join(this.#procRoot, file), 'utf8');
+        const given = tables?.[file];
+        if (given instanceof Error) throw given;
+        text = given ?? readFileSync(join(this.#procRoot, file), 'utf8');
       } catch (error) {
         // No IPv6 in this kernel, or no /proc/net at all: the sensor's health says which.
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') this.missing.add(join(this.#procRoot, file));
@@ -47,6 +57,12 @@ export class SocketReader {
       sockets.push(...parsed.sockets);
     }
     return sockets;
+  }
+
+  /** Reads the socket tables off the event loop (libuv's thread pool), for read() to parse. */
+  async readTables(): Promise<SocketTables> {
+    const texts = await Promise.all(TABLES.map((file) => readFile(join(this.#procRoot, file), 'utf8').catch((error: Error) => error)));
+    return { 'net/tcp': texts[0]!, 'net/tcp6': texts[1]! };
   }
 
   /**
