@@ -24,15 +24,20 @@ const SPOOL_SCAN_MS = 2_000;
 const MAX_UNPROVEN_CONNECTIONS = 64;
 /** Live sessions one user may hold at once. */
 const MAX_SESSIONS_PER_USER = 16;
-/** After the last frame to a client, how long it has to close before its connection is cut. */
+/** After the last frame has reached a client, how long it has to close before its connection is cut. */
 const CLOSE_GRACE_MS = 2_000;
+/** A client that has not taken the last of its output by then is cut (it stopped reading). */
+const UNREAD_LIMIT_MS = 60_000;
 /** Past this much output waiting for the client, the pty is not read until it drains. */
 const MAX_CLIENT_BUFFER_BYTES = 256 * 1024;
 
-/** Ends a client connection, and cuts it if the client does not close its side soon. */
+/**
+ * Ends a client connection once everything written has reached the client, and cuts it if the client
+ * does not close its side soon after (or does not read at all for a long while).
+ */
 function endSoon(socket: Socket): void {
-  socket.end();
-  setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+  socket.end(() => setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref());
+  setTimeout(() => socket.destroy(), UNREAD_LIMIT_MS).unref();
 }
 
 /** The shell client on the other end of the socket, as the session's user side. */

@@ -1,5 +1,6 @@
 // A real terminal for tests: a node-pty running a command as a user would, with what it shows kept and
 // waits on what appears in it (events, never sleeps).
+import { closeSync, openSync, constants as fsConstants } from 'node:fs';
 import { spawn, type IPty } from 'node-pty';
 
 export interface TerminalOptions {
@@ -26,11 +27,16 @@ export class Terminal {
       name: 'xterm-256color', cols: options.cols ?? 80, rows: options.rows ?? 24, encoding: null,
       cwd: options.cwd ?? '/', env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', TERM: 'xterm-256color', LANG: 'C.UTF-8', ...options.env },
     });
+    // Held open, as script and sshd hold theirs: when the command (the only process on the terminal)
+    // exits, Linux hangs the terminal up under output not read yet, which the test would then miss.
+    const ptsName = (this.pty as IPty & { ptsName?: string }).ptsName;
+    const slave = ptsName ? openSync(ptsName, fsConstants.O_RDWR | fsConstants.O_NOCTTY) : undefined;
     this.pty.onData((data) => {
       this.output = Buffer.concat([this.output, data as unknown as Buffer]);
       for (const waiter of this.#waiters) waiter();
     });
     this.exited = new Promise((resolve) => this.pty.onExit(({ exitCode, signal }) => {
+      if (slave !== undefined) closeSync(slave);
       resolve({ exitCode, signal });
       for (const waiter of this.#waiters) waiter();
     }));
