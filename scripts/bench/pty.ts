@@ -387,10 +387,22 @@ async function echoLatencies(variants: Array<[string, string, string[]]>): Promi
 
 // ---------------------------------------------------------------------------------------------------
 
+/** tlog-rec, installed from Debian's tlog if missing (the bench runs as root; apt is Debian's). */
+function findTlog(): string | undefined {
+  const which = () => spawnSync('sh', ['-c', 'command -v tlog-rec'], { encoding: 'utf8' }).stdout.trim() || undefined;
+  if (which() || !existsSync('/usr/bin/apt-get')) return which();
+  say('installing Debian\'s tlog for the tlog-rec comparison');
+  const installed = spawnSync('apt-get', ['install', '-y', '-qq', '-o', 'DPkg::Lock::Timeout=300', '--no-install-recommends', 'tlog'], {
+    encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, timeout: 300_000,
+  });
+  if (installed.status !== 0) say(`apt-get install tlog failed: ${(installed.stderr || installed.stdout).trim().split('\n').at(-1) ?? ''}`);
+  return which();
+}
+
 async function main(): Promise<number> {
   const started = Date.now();
   const loadAverageAtStart = loadavg()[0]!;
-  const tlog = spawnSync('sh', ['-c', 'command -v tlog-rec'], { encoding: 'utf8' }).stdout.trim() || undefined;
+  const tlog = findTlog();
   const script = spawnSync('sh', ['-c', 'command -v script'], { encoding: 'utf8' }).stdout.trim();
   if (!script) throw new Error('util-linux `script` is not installed (apt-get install bsdutils)');
   if (!tlog) say('tlog-rec is not installed (apt-get install tlog): its figures are null');
