@@ -2,6 +2,7 @@
 // written in one transaction per flush; rows leave once acked and old enough, or, declared, under the byte cap.
 import { randomBytes } from 'node:crypto';
 import { existsSync, renameSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { v7 as uuidv7 } from 'uuid';
 import { GENESIS, sealRecord, type AgentFact } from '../../collector/protocol/index.ts';
@@ -48,6 +49,10 @@ const RETRY_AFTER_FAILURE_MS = 1_000;
 /** A generous size of one buffer_dropped record, so one round of drops usually leaves room for its declarations. */
 const DECLARATION_BYTES = 768;
 const SCHEMA_VERSION = 2;
+/** How often the checkpointer thread folds the WAL into the database. */
+const CHECKPOINT_EVERY_MS = 1_000;
+/** SQLite's own default, restored when the checkpointer thread is gone. */
+const SQLITE_AUTOCHECKPOINT_PAGES = 1_000;
 /** Older layouts this agent opens, upgrading them in place (migrate()). */
 const READABLE_VERSIONS = new Set([1, SCHEMA_VERSION]);
 const STREAM_ID = /^[A-Za-z0-9_-]{8,64}$/;
@@ -198,10 +203,12 @@ class SqliteOutbox implements Outbox {
   #writeError: NonNullable<OutboxStats['writeError']> | undefined;
   readonly #listeners: Array<(lastSeq: number) => void> = [];
   #closed = false;
+  #checkpointer: Worker | undefined;
 
   constructor(db: Database.Database, settings: Settings) {
     this.#db = db;
     this.#settings = settings;
+    this.#checkpointer = startCheckpointer(db, settings.path);
     this.#sql = statements(db);
     const meta = this.#sql.meta.get() as MetaRow;
     this.stream = meta.stream;
@@ -338,6 +345,7 @@ class SqliteOutbox implements Outbox {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#closed = true;
+    this.#checkpointer?.postMessage('stop');
     this.#db.close();
     if (failure !== undefined) {
       const code = failure instanceof OutboxError ? failure.code : 'OUTBOX_WRITE_FAILED';
@@ -645,6 +653,27 @@ function isCorruption(error: unknown): error is InstanceType<typeof Database.Sql
 }
 
 /** Opens the outbox file, creating the schema in a new or empty file. Throws CorruptFile when the file fails its checks. */
+/** Checkpoints move to their own thread; if it cannot run, the writer checkpoints itself again, as SQLite does by default. */
+export function startCheckpointer(db: Database.Database, path: string): Worker | undefined {
+  let worker: Worker;
+  try {
+    worker = new Worker(new URL('./checkpointer.js', import.meta.url), { workerData: { path, intervalMs: CHECKPOINT_EVERY_MS } });
+  } catch {
+    return undefined;
+  }
+  db.pragma('wal_autocheckpoint = 0');
+  const fallBack = () => {
+    if (db.open) db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT_PAGES}`);
+  };
+  worker.on('error', fallBack);
+  worker.on('message', (message: { error?: string }) => {
+    if (message.error) fallBack();
+  });
+  worker.on('exit', fallBack);
+  worker.unref();
+  return worker;
+}
+
 function openDatabase(path: string, now: number): Database.Database {
   if (existsSync(path)) check(path);
   let db: Database.Database;

@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import { v7 as uuidv7 } from 'uuid';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { chainHash, GENESIS, parseRecord, type AlertRecord } from '../../collector/protocol/index.ts';
-import { openOutbox, OutboxError, type Outbox, type OutboxInput, type OutboxOptions } from './index.ts';
+import { openOutbox, OutboxError, startCheckpointer, type Outbox, type OutboxInput, type OutboxOptions } from './index.ts';
 
 const host = { id: 'host-1', name: 'hmi-07' };
 const WRITER = new URL('./fixtures/writer.ts', import.meta.url).pathname;
@@ -281,6 +281,26 @@ describe('pending and ack', () => {
     expect(again.stats()).toMatchObject({ ackedSeq: 20, unacked: 1, lastSeq: 21, rows: 21 });
     const db = new Database(path, { readonly: true });
     expect(db.prepare('SELECT MAX(upto) FROM acks').pluck().get()).toBe(20);
+    db.close();
+  });
+
+  it('folds its WAL into the database on a thread of its own: the writer never checkpoints, the file grows while open', async () => {
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.exec('CREATE TABLE t (x BLOB)');
+    const worker = startCheckpointer(db, path)!;
+    expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
+    const insert = db.prepare('INSERT INTO t VALUES (?)');
+    for (let i = 0; i < 100; i++) insert.run(Buffer.alloc(80_000, i));
+    // 8 MB in the WAL; only the checkpointer thread can move it into the database file.
+    const deadline = Date.now() + 15_000;
+    while (statSync(path).size < 7_000_000) {
+      if (Date.now() > deadline) throw new Error(`the database file stayed at ${statSync(path).size} bytes: no checkpoint in 15 s`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    // Without its thread the writer checkpoints itself again, as SQLite does by default.
+    await worker.terminate();
+    expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(1_000);
     db.close();
   });
 
