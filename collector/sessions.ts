@@ -2,7 +2,7 @@
 // output, where a kill goes) and the stored ones (listed from their start and end events, and their
 // recording put back together from its chunks as an asciicast v2 file).
 import type WebSocket from 'ws';
-import { SHELL_TOOL, type PtyFrame, type SessionKillFrame, type SessionsFrame, type SessionWatchFrame, type WireEvent } from './protocol/index.ts';
+import { SHELL_TOOL, type PtyFrame, type SessionKillFrame, type SessionsFrame, type SessionStateFrame, type SessionWatchFrame, type WireEvent } from './protocol/index.ts';
 import type { Store } from './store/types.ts';
 
 /** Past this much unsent output a watcher is too slow and is closed (the recording has it all). */
@@ -47,7 +47,7 @@ export class LiveSessions {
     for (const id of this.#byConnection.get(ws) ?? []) {
       if (this.#holders.get(id)?.ws !== ws) continue;
       this.#holders.delete(id);
-      for (const watcher of this.#watchers.get(id) ?? []) watcher.send(JSON.stringify({ type: 'session.offline', sessionId: id }));
+      for (const watcher of this.#watchers.get(id) ?? []) watcher.send(stateFrame('session.offline', id));
     }
     this.#byConnection.delete(ws);
   }
@@ -82,7 +82,7 @@ export class LiveSessions {
     ws.on('message', () => {});
     ws.on('error', () => {});
     if (!this.#holders.has(sessionId)) {
-      ws.send(JSON.stringify({ type: 'session.end', sessionId }));
+      ws.send(stateFrame('session.end', sessionId));
       ws.close(1000, 'session not live');
       return;
     }
@@ -127,11 +127,16 @@ export class LiveSessions {
     if (this.#holders.get(sessionId)?.ws !== ws) return;
     this.#holders.delete(sessionId);
     for (const watcher of this.#watchers.get(sessionId) ?? []) {
-      watcher.send(JSON.stringify({ type: 'session.end', sessionId }));
+      watcher.send(stateFrame('session.end', sessionId));
       watcher.close(1000, 'session ended');
     }
     this.#watchers.delete(sessionId);
   }
+}
+
+function stateFrame(type: SessionStateFrame['type'], sessionId: string): string {
+  const frame: SessionStateFrame = { type, sessionId };
+  return JSON.stringify(frame);
 }
 
 export interface SessionSummary {

@@ -659,6 +659,7 @@ export function startCheckpointer(db: Database.Database, path: string): Worker |
   try {
     worker = new Worker(new URL('./checkpointer.js', import.meta.url), { workerData: { path, intervalMs: CHECKPOINT_EVERY_MS } });
   } catch {
+    // No thread (none may be started here): the writer keeps SQLite's own checkpoints, as before.
     return undefined;
   }
   db.pragma('wal_autocheckpoint = 0');

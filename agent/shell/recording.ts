@@ -130,14 +130,3 @@ export class Recording {
     }
   }
 }
-
-/** The asciicast v2 header of a session, from its `remote_session` start event. */
-export interface CastHeader {
-  version: 2;
-  width: number;
-  height: number;
-  timestamp: number;
-  title?: string;
-  env?: Record<string, string>;
-  [key: string]: unknown;
-}

@@ -3,7 +3,9 @@
 // recording; commands the shell reports become `shell_command` events; the session ends when the shell
 // exits, the user's connection drops, an analyst kills it, or the policy's idle or length limit passes.
 import { chmodSync, chownSync, closeSync, openSync, readdirSync, readFileSync, statSync, constants as fsConstants } from 'node:fs';
+import { isIP } from 'node:net';
 import { spawn, type IPty } from 'node-pty';
+import { parseSshConnection } from '../sensors/sessions/parse.ts';
 import type { Observation } from '../sensors/types.ts';
 import type { Logger } from '../log/index.ts';
 import { SHELL_TOOL, type PtyFrame } from '../../collector/protocol/index.ts';
@@ -319,7 +321,9 @@ export class ShellSession {
 
   #emitSession(action: 'start' | 'end', extra: Record<string, unknown>): void {
     const { user, hello, flagged } = this.#context;
-    const ssh = parseSshConnection(hello.sshConnection);
+    // SSH_CONNECTION as the client reports it, parsed as the session sensor parses it; only an address counts.
+    const reported = parseSshConnection(hello.sshConnection);
+    const ssh = reported && isIP(reported.clientIp) ? { sourceIp: reported.clientIp, sourcePort: reported.clientPort, localPort: reported.serverPort } : undefined;
     this.#context.emit({
       category: 'remote_session', timeMs: Date.now(),
       fields: {
@@ -344,16 +348,6 @@ export class ShellSession {
       fields: { SessionId: this.id, CommandLine: commandLine, User: this.user, CurrentDirectory: cwd, ...(hello.ticket ? { Ticket: hello.ticket } : {}) },
     });
   }
-}
-
-/** SSH_CONNECTION is "client-ip client-port server-ip server-port", as sshd sets it. */
-export function parseSshConnection(value: string | undefined): { sourceIp: string; sourcePort: number; localPort: number } | undefined {
-  const parts = value?.trim().split(/\s+/);
-  if (!parts || parts.length !== 4) return undefined;
-  const [sourceIp, sourcePort, , localPort] = parts;
-  const ports = [Number(sourcePort), Number(localPort)];
-  if (!ports.every((p) => Number.isInteger(p) && p >= 0 && p <= 65_535) || !/^[0-9a-fA-F:.]{2,64}$/.test(sourceIp!)) return undefined;
-  return { sourceIp: sourceIp!, sourcePort: ports[0]!, localPort: ports[1]! };
 }
 
 /** Whether a process has exited (gone, or a zombie not yet reaped). */

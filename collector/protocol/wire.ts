@@ -90,13 +90,14 @@ export const SessionsFrameSchema = z.strictObject({
 export const SessionKillFrameSchema = z.strictObject({ type: z.literal('session.kill'), sessionId: SessionIdSchema, by: z.string().min(1).max(256) });
 /** collector → agent: someone watches this session live (or no longer): its output is relayed only while watched. */
 export const SessionWatchFrameSchema = z.strictObject({ type: z.literal('session.watch'), sessionId: SessionIdSchema, watched: z.boolean() });
-/** collector → analyst on SESSION_LIVE_PATH: the session ended (or was not live). */
-export const SessionEndFrameSchema = z.strictObject({ type: z.literal('session.end'), sessionId: SessionIdSchema });
+/** collector → analyst on SESSION_LIVE_PATH: the session ended (or was not live), or its agent is unreachable for now. */
+export const SessionStateFrameSchema = z.strictObject({ type: z.enum(['session.end', 'session.offline']), sessionId: SessionIdSchema });
 
 export type PtyFrame = z.infer<typeof PtyFrameSchema>;
 export type SessionsFrame = z.infer<typeof SessionsFrameSchema>;
 export type SessionKillFrame = z.infer<typeof SessionKillFrameSchema>;
 export type SessionWatchFrame = z.infer<typeof SessionWatchFrameSchema>;
+export type SessionStateFrame = z.infer<typeof SessionStateFrameSchema>;
 /** What the collector may ask of an agent about its recorded shells. */
 export type SessionCommandFrame = SessionKillFrame | SessionWatchFrame;
 export { SessionIdSchema };
