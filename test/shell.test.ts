@@ -145,7 +145,10 @@ describe.skipIf(!asRoot)('recorded shell (omwatch-agent shell)', () => {
     await t.waitFor('sleep 30\r\n', from);
     t.write('\x03');
     await t.waitFor(/\^C.*\$ $/s, from, 5_000);
+    // A resize reaches the shell asynchronously, as over ssh: readline redraws its prompt once it has.
+    from = t.output.length;
     t.pty.resize(100, 40);
+    await t.waitFor('\r\x1b[K', from);
     await run('stty size', '40 100');
     entered.push(['exit 3', enter(t, 'exit 3')]);
     expect((await t.exited).exitCode).toBe(3);
