@@ -102,6 +102,7 @@ async function main(argv: string[]): Promise<number> {
         await delivery?.stop();
         throw error;
       }
+      delivery?.describeAgent(() => agent.describe());
       // Sensor timers do not hold the process open; this does, until a signal asks to stop.
       const keepAlive = setInterval(() => {}, 2 ** 30);
       await stopRequested;

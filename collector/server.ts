@@ -1,17 +1,25 @@
 // The collector's network face: HTTP(S) for enrollment and the API, WebSocket upgrades for agent
 // ingest and the live alert feed. Who may do what is decided here, before any handler runs.
+import { existsSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { v7 as uuidv7 } from 'uuid';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
+import { allows, ROUTES, type RouteSpec } from './api/access.ts';
+import { registerApi, type AgentStatus } from './api/index.ts';
+import { collectorMetrics } from './api/metrics.ts';
+import { Logins, sameOrigin, type LoginOptions } from './api/principal.ts';
+import { readRuleTexts, SHIPPED_PACKS } from './api/rule-texts.ts';
 import { agentFor, bearer, newSecret, secretHash, tokenFor } from './auth.ts';
 import { Ingest, type IngestOptions } from './ingest/index.ts';
 import { LiveFeed } from './live.ts';
 import {
-  ENROLL_PATH, INGEST_PATH, isLoopbackHost, LIVE_PATH, MAX_FRAME_BYTES, SESSION_LIVE_PATH, SessionIdSchema, SESSIONS_PATH, STREAM_HEADER, StreamIdSchema,
+  ENROLL_PATH, INGEST_PATH, isLoopbackHost, MAX_FRAME_BYTES, STREAM_HEADER, StreamIdSchema,
 } from './protocol/index.ts';
 import { LiveSessions } from './sessions.ts';
 import type { Agent, Commit, Store } from './store/types.ts';
@@ -32,7 +40,25 @@ export interface CollectorOptions {
   /** An agent disconnected this long raises agent_offline. */
   offlineAfterMs?: number;
   logger?: Logger;
+  /** Folders of rule files whose text alert details show; the shipped packs by default. */
+  ruleFolders?: string[];
+  /** The built dashboard (`npm run build:web`); served at `/` when it exists. */
+  webRoot?: string;
+  logins?: Partial<LoginOptions>;
 }
+
+/** Where `npm run build:web` puts the dashboard. */
+export const DEFAULT_WEB_ROOT = fileURLToPath(new URL('./web/dist/', import.meta.url));
+
+/**
+ * The dashboard's pages may load only the collector's own scripts and styles, talk only to it, and never
+ * be framed: an injected string that slipped past rendering as text still could not run or phone home.
+ * asciinema-player compiles its terminal emulator from WebAssembly, hence 'wasm-unsafe-eval' (not 'unsafe-eval').
+ */
+const CONTENT_SECURITY_POLICY = [
+  "default-src 'self'", "script-src 'self' 'wasm-unsafe-eval'", "style-src 'self' 'unsafe-inline'", "img-src 'self' data:",
+  "font-src 'self' data:", "connect-src 'self'", "object-src 'none'", "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'",
+].join('; ');
 
 export interface RunningCollector {
   /** The base URL agents and tools are given (`https://…` or `http://` on loopback). */
@@ -59,18 +85,37 @@ export async function startCollector(options: CollectorOptions): Promise<Running
   }
   const live = new LiveFeed();
   const sessions = new LiveSessions();
+  /** Upgrades refused before any frame, by reason. */
+  const refusals = { unauthorized: 0, forbidden: 0, badStream: 0, foreignStream: 0, tooManyStreams: 0 };
+  const online = new Map<string, Set<WebSocket>>();
+  const statuses = new Map<string, AgentStatus>();
+  const metrics = collectorMetrics({
+    agentsConnected: () => online.size,
+    recordsStored: () => ingest.counters.records,
+    duplicates: () => ingest.counters.duplicates,
+    rejects: () => ({ ...ingest.counters.rejected, ...Object.fromEntries(Object.entries(refusals).map(([reason, n]) => [`upgrade_${reason}`, n])) }),
+    liveSubscribers: () => live.counters.subscribers,
+    liveSessions: () => sessions.live().length,
+  });
+  const commitMany = options.commitMany ?? ((commits: Commit[]) => store.commitMany(commits));
+  const timedCommitMany = async (commits: Commit[]) => {
+    const started = performance.now();
+    let ok = false;
+    try {
+      await commitMany(commits);
+      ok = true;
+    } finally {
+      metrics.observeCommit((performance.now() - started) / 1000, ok);
+    }
+  };
   const ingest = new Ingest(store, (agentId, alert) => live.publish(agentId, alert), options.ingest, {
     onSessionFrame: (agentId, ws, frame) => (frame.type === 'pty' ? sessions.relay(agentId, frame) : sessions.announce(agentId, ws, frame)),
+    onStatus: (agentId, frame) => statuses.set(agentId, frame),
     onError: (error) => logger.error({ err: error.message }, 'the store refused a group commit; its agents will resend'),
     ...(options.now ? { now: options.now } : {}),
-    ...(options.commitMany ? { commitMany: options.commitMany } : {}),
+    commitMany: timedCommitMany,
   });
   const app: FastifyInstance = Fastify({ logger: false, bodyLimit: 64 * 1024, ...(options.tls ? { https: options.tls } : {}) }) as unknown as FastifyInstance;
-
-  /** Upgrades refused before any frame, by reason. */
-  const refusals = { unauthorized: 0, badStream: 0, foreignStream: 0, tooManyStreams: 0 };
-
-  app.get('/api/v1/health', async () => ({ ok: true }));
 
   app.post(ENROLL_PATH, async (request, reply) => {
     const token = tokenFor(store, bearer(request.headers.authorization), ['enroll']);
@@ -85,32 +130,37 @@ export async function startCollector(options: CollectorOptions): Promise<Running
     return reply.code(201).send({ agentId: agent.id, key });
   });
 
-  app.get('/api/v1/metrics', async (request, reply) => {
-    if (!tokenFor(store, bearer(request.headers.authorization), ['admin'])) return reply.code(401).send({ error: 'an admin token is required' });
-    return { ingest: ingest.counters, refusals, live: live.counters, sessions: sessions.counters, agentsOnline: online.size, store: store.counts() };
+  const logins = new Logins(store, options.logins);
+  const { rules, skipped } = readRuleTexts(options.ruleFolders ?? [SHIPPED_PACKS]);
+  for (const reason of skipped) logger.warn({ reason }, 'a rule folder or file could not be read; alerts of its rules show no rule text');
+  app.addHook('onSend', async (_request, reply, payload) => {
+    reply.header('content-security-policy', CONTENT_SECURITY_POLICY);
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'no-referrer');
+    reply.header('x-frame-options', 'DENY');
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    return payload;
   });
-
-  // Recorded shells: the live ones, and ending one. An analyst's kill is recorded by the agent, by name.
-  app.get(`${SESSIONS_PATH}/live`, async (request, reply) => {
-    if (!tokenFor(store, bearer(request.headers.authorization), ['analyst'])) return reply.code(401).send({ error: 'an analyst token is required' });
-    return { sessions: sessions.live() };
+  registerApi(app, {
+    store, logins, sessions, rules, metrics, logger, secure: options.tls !== undefined,
+    agentOnline: (id) => online.has(id),
+    agentStatus: (id) => statuses.get(id),
+    dropAgent: (id) => {
+      for (const ws of online.get(id) ?? []) ws.close(4401, 'the agent key was revoked');
+    },
+    countersJson: () => ({ ingest: ingest.counters, refusals, live: live.counters, sessions: sessions.counters, agentsOnline: online.size, store: store.counts() }),
   });
-  app.post<{ Params: { id: string } }>(`${SESSIONS_PATH}/:id/kill`, async (request, reply) => {
-    const token = tokenFor(store, bearer(request.headers.authorization), ['analyst']);
-    if (!token) return reply.code(401).send({ error: 'an analyst token is required (Authorization: Bearer …)' });
-    const id = SessionIdSchema.safeParse(request.params.id);
-    if (!id.success) return reply.code(400).send({ error: 'not a session id' });
-    store.touchToken(token.id, new Date().toISOString());
-    if (!sessions.kill(id.data, `analyst:${token.name}`)) return reply.code(404).send({ error: `session ${id.data} is not live on a connected agent` });
-    logger.warn({ sessionId: id.data, by: token.name }, 'session kill sent');
-    return reply.code(202).send({ sessionId: id.data, by: `analyst:${token.name}` });
-  });
+  const webRoot = options.webRoot ?? DEFAULT_WEB_ROOT;
+  if (existsSync(webRoot)) {
+    await app.register(fastifyStatic, { root: webRoot, prefix: '/', index: ['index.html'], wildcard: false, cacheControl: false });
+  } else {
+    logger.warn({ webRoot }, 'the dashboard is not built (npm run build:web); the API is served without it');
+  }
 
   // Agent connections: ping/pong finds dead peers; an agent gone for offlineAfterMs raises agent_offline.
   const pingIntervalMs = options.pingIntervalMs ?? 15_000;
   const offlineAfterMs = options.offlineAfterMs ?? 90_000;
   let closing = false;
-  const online = new Map<string, Set<WebSocket>>();
   const offlineTimers = new Map<string, NodeJS.Timeout>();
   const alive = new WeakMap<WebSocket, boolean>();
   const agentSockets = new Set<WebSocket>();
@@ -196,22 +246,26 @@ export async function startCollector(options: CollectorOptions): Promise<Running
       });
       return;
     }
-    if (path === LIVE_PATH) {
-      if (!tokenFor(store, secret, ['analyst'])) {
+    // The dashboard's and the CLI's subscriptions: the access table says who may open which.
+    const route = (Object.values(ROUTES) as RouteSpec[]).find((spec) => spec.websocket && spec.path === path);
+    if (route) {
+      const principal = logins.principal(request.headers);
+      // A browser opens a WebSocket with its cookie from any page it visits: only our own pages may.
+      if (!principal || (principal.via === 'login' && !sameOrigin(request.headers))) {
         refusals.unauthorized++;
-        return refuse(socket, 401, 'an analyst token is required (Authorization: Bearer …)');
+        return refuse(socket, 401, 'log in from this collector\'s pages, or send Authorization: Bearer <token>');
       }
-      wss.handleUpgrade(request, socket, head, (ws) => live.subscribe(ws));
-      return;
-    }
-    if (path === SESSION_LIVE_PATH) {
-      if (!tokenFor(store, secret, ['analyst'])) {
-        refusals.unauthorized++;
-        return refuse(socket, 401, 'an analyst token is required (Authorization: Bearer …)');
+      if (!allows(route, principal.token.role)) {
+        refusals.forbidden++;
+        return refuse(socket, 403, `this subscription is for ${route.roles.join(', ')}; this token is ${principal.token.role}`);
       }
-      const id = SessionIdSchema.safeParse(new URL(request.url ?? '/', 'http://collector').searchParams.get('id'));
-      if (!id.success) return refuse(socket, 400, 'name the session: ?id=SESSION');
-      wss.handleUpgrade(request, socket, head, (ws) => sessions.watch(id.data, ws));
+      const query = route.query?.safeParse(Object.fromEntries(new URL(request.url ?? '/', 'http://collector').searchParams));
+      if (query && !query.success) return refuse(socket, 400, `query: ${query.error.issues[0]?.message ?? 'invalid'}`);
+      store.touchToken(principal.token.id, new Date().toISOString());
+      wss.handleUpgrade(request, socket, head, (ws) => {
+        if (route === ROUTES.liveAlerts) live.subscribe(ws);
+        else sessions.watch((query!.data as { id: string }).id, ws);
+      });
       return;
     }
     refuse(socket, 404, 'no WebSocket here');

@@ -238,7 +238,7 @@ describe.skipIf(!asRoot)('recorded shell (omwatch-agent shell)', () => {
       const listed = cli(COLLECTOR_BIN, ['sessions', 'live', '--url', collector.url, '--token', analyst, '--json']);
       return listed.stdout.split('\n').filter(Boolean).some((line) => (JSON.parse(line) as { sessionId: string; user: string }).sessionId === sessionId);
     });
-    expect((await api(`/api/v1/sessions/${sessionId}/kill`, { method: 'POST' }, createToken(collectorDir, 'auditor'))).status).toBe(401);
+    expect((await api(`/api/v1/sessions/${sessionId}/kill`, { method: 'POST' }, createToken(collectorDir, 'auditor'))).status).toBe(403);
 
     const watcher = new WebSocket(new URL(`/api/v1/sessions/live?id=${sessionId}`, collector.url.replace(/^http/, 'ws')), { headers: { authorization: `Bearer ${analyst}` } });
     const frames: Array<{ type: string; data?: string }> = [];

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentConfig } from '../config/index.ts';
+import { AGENT_VERSION } from '../defaults.ts';
 import { EnrollError, loadEnrollment } from '../enroll.ts';
 import { toEvent } from '../events.ts';
 import { currentProduct, type HostIdentity } from '../host.ts';
@@ -10,10 +11,19 @@ import type { Logger } from '../log/index.ts';
 import { openOutbox, restartStream } from '../outbox/index.ts';
 import { OutboxSink } from '../outbox/sink.ts';
 import { Uplink } from '../uplink/index.ts';
-import type { PtyFrame, SessionCommandFrame, SessionKillFrame, SessionsFrame } from '../../collector/protocol/index.ts';
+import type { PtyFrame, SessionCommandFrame, SessionKillFrame, SessionsFrame, StatusFrame } from '../../collector/protocol/index.ts';
 import type { RecordSink } from './sink.ts';
 
 export { DEFAULT_DATA_DIR } from '../defaults.ts';
+
+/** What `run` says of the agent in status frames: the rule set it judges by, and its sensors' states. */
+export interface AgentDescription {
+  rulesVersion: string;
+  sensors?: StatusFrame['sensors'];
+}
+
+/** The rules version told before `run` has described the agent: no rule set is loaded yet. */
+export const NO_RULES = 'none';
 
 export interface Delivery {
   sink: RecordSink;
@@ -23,6 +33,8 @@ export interface Delivery {
   /** Tells the collector which recorded shells are live (where its kills go). */
   setSessions(live: SessionsFrame['live']): void;
   onKill(handler: (frame: SessionKillFrame) => void): void;
+  /** Where status frames get the rules version and sensors from (`run`, once its rules are loaded); tells the collector now. */
+  describeAgent(describe: () => AgentDescription): void;
   /** True while the outbox is near its cap with undelivered rows: a recording is then behind. */
   recordingBehind(): boolean;
   /** Flushes the outbox, lets in-flight batches be acked (briefly), closes. */
@@ -53,13 +65,23 @@ export function startDelivery(dataDir: string, config: AgentConfig, host: HostId
   let { outbox } = opened;
   let sessions: SessionsFrame['live'] = [];
   let onKill: ((frame: SessionKillFrame) => void) | undefined;
+  let describe: (() => AgentDescription) | undefined;
+  // Asked at each status frame; `outbox` is read then, as a restarted stream replaces it.
+  const status = (): Omit<StatusFrame, 'type'> => {
+    const { unacked, unackedBytes } = outbox.stats();
+    const agent = describe?.();
+    return {
+      version: AGENT_VERSION, rulesVersion: agent?.rulesVersion ?? NO_RULES, outboxDepth: unacked, outboxBytes: unackedBytes,
+      ...(agent?.sensors ? { sensors: agent.sensors } : {}),
+    };
+  };
   /** Sessions someone watches at the collector, as it last said on this connection. */
   const watched = new Set<string>();
   const sink = new OutboxSink(outbox, logger, (fields) => toEvent({ category: 'agent', timeMs: Date.now(), fields }, host, currentProduct()));
   const connect = (): Uplink => {
     const next = new Uplink({
       collectorUrl: enrollment.collectorUrl, key: enrollment.key, outbox, logger: logger.child({ part: 'uplink' }),
-      batchRecords: delivery.batchRecords, maxInFlightBatches: delivery.maxInFlightBatches,
+      batchRecords: delivery.batchRecords, maxInFlightBatches: delivery.maxInFlightBatches, status,
       ...(enrollment.caPem ? { caPem: enrollment.caPem } : {}),
     });
     next.once('behind', (collectorSeq: number) => {
@@ -99,6 +121,10 @@ export function startDelivery(dataDir: string, config: AgentConfig, host: HostId
     },
     onKill(handler) {
       onKill = handler;
+    },
+    describeAgent(next) {
+      describe = next;
+      uplink.sendStatus();
     },
     recordingBehind() {
       const stats = outbox.stats();

@@ -14,10 +14,12 @@ import { RuleSet } from './ruleset.ts';
 import type { RecordSink } from './sink.ts';
 import { ShellServer } from '../shell/server.ts';
 import { AGENT_VERSION } from '../defaults.ts';
-import type { Delivery } from './deliver.ts';
+import type { AgentDescription, Delivery } from './deliver.ts';
 
 
 export interface RunningAgent {
+  /** The rule set in effect now (a hash of its files) and each sensor's state, for status frames. */
+  describe(): AgentDescription;
   /** Stops every sensor, reports `stopped`, and waits for the output to drain. */
   stop(): Promise<void>;
 }
@@ -93,6 +95,13 @@ export async function runAgent(config: AgentConfig, host: HostIdentity, logger: 
   logger.info({ host: host.name, sensors: sensors.ordered.map((s) => s.name) }, 'agent running');
 
   return {
+    describe: () => ({
+      rulesVersion: rules.version,
+      sensors: sensors.ordered.map((sensor) => {
+        const { name, state } = sensor.health();
+        return { name, state };
+      }),
+    }),
     async stop() {
       process.off('SIGHUP', onHangup);
       await shell?.stop();

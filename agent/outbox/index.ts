@@ -138,6 +138,7 @@ interface Draft {
   rows: number;
   bytes: number;
   unacked: number;
+  unackedBytes: number;
   ackedSeq: number;
   /** Rows dropped by the cap in this transaction (added to the count once it commits). */
   dropped: number;
@@ -193,6 +194,7 @@ class SqliteOutbox implements Outbox {
   #rows: number;
   #bytes: number;
   #unacked: number;
+  #unackedBytes: number;
   #dropped = 0;
   /** Records lost before they had a seq (queue bound while writes fail, no JSON form), to be declared. */
   #unsequenced = { count: 0, reason: '' };
@@ -225,7 +227,9 @@ class SqliteOutbox implements Outbox {
     const totals = this.#sql.totals.get() as { rows: number; bytes: number };
     this.#rows = totals.rows;
     this.#bytes = totals.bytes;
-    this.#unacked = (this.#sql.countAfter.get(this.#ackedSeq) as { rows: number }).rows;
+    const unacked = this.#sql.totalsAfter.get(this.#ackedSeq) as { rows: number; bytes: number };
+    this.#unacked = unacked.rows;
+    this.#unackedBytes = unacked.bytes;
   }
 
   append(record: OutboxInput): void {
@@ -304,7 +308,7 @@ class SqliteOutbox implements Outbox {
     const upTo = Math.min(seq, this.#lastSeq);
     if (upTo <= this.#ackedSeq) return;
     const now = this.#settings.now();
-    let marked = 0;
+    let marked = { rows: 0, bytes: 0 };
     try {
       this.#sql.transaction(() => {
         marked = this.#markAcked(upTo, now, this.#ackedSeq);
@@ -317,13 +321,14 @@ class SqliteOutbox implements Outbox {
       this.#arm(RETRY_AFTER_FAILURE_MS);
       return;
     }
-    this.#unacked -= marked;
+    this.#unacked -= marked.rows;
+    this.#unackedBytes -= marked.bytes;
     this.#ackedSeq = upTo;
   }
 
   stats(): OutboxStats {
     return {
-      rows: this.#rows, bytes: this.#bytes, unacked: this.#unacked, lastSeq: this.#lastSeq, ackedSeq: this.#ackedSeq,
+      rows: this.#rows, bytes: this.#bytes, unacked: this.#unacked, unackedBytes: this.#unackedBytes, lastSeq: this.#lastSeq, ackedSeq: this.#ackedSeq,
       dropped: this.#dropped, queued: this.#queue.length,
       ...(this.#writeError ? { writeError: { ...this.#writeError } } : {}),
     };
@@ -363,7 +368,7 @@ class SqliteOutbox implements Outbox {
 
   #draft(): Draft {
     return {
-      seq: this.#lastSeq, hash: this.#lastHash, rows: this.#rows, bytes: this.#bytes, unacked: this.#unacked,
+      seq: this.#lastSeq, hash: this.#lastHash, rows: this.#rows, bytes: this.#bytes, unacked: this.#unacked, unackedBytes: this.#unackedBytes,
       ackedSeq: this.#ackedSeq, dropped: 0, deleted: false, retentionAt: this.#retentionAt,
     };
   }
@@ -374,6 +379,7 @@ class SqliteOutbox implements Outbox {
     this.#rows = draft.rows;
     this.#bytes = draft.bytes;
     this.#unacked = draft.unacked;
+    this.#unackedBytes = draft.unackedBytes;
     this.#ackedSeq = draft.ackedSeq;
     this.#dropped += draft.dropped;
     this.#retentionAt = draft.retentionAt;
@@ -393,7 +399,9 @@ class SqliteOutbox implements Outbox {
     for (const row of sealed) this.#insert(row, draft);
     if (this.#ackLater > draft.ackedSeq) {
       const upTo = Math.min(this.#ackLater, draft.seq);
-      draft.unacked -= this.#markAcked(upTo, now, draft.ackedSeq);
+      const marked = this.#markAcked(upTo, now, draft.ackedSeq);
+      draft.unacked -= marked.rows;
+      draft.unackedBytes -= marked.bytes;
       draft.ackedSeq = upTo;
     }
     if (draft.bytes > this.#settings.maxBytes) this.#makeRoom(draft, now);
@@ -406,13 +414,14 @@ class SqliteOutbox implements Outbox {
     draft.rows++;
     draft.bytes += row.bytes;
     draft.unacked++;
+    draft.unackedBytes += row.bytes;
   }
 
-  /** Marks rows up to `upTo` acked (inside a transaction); returns how many rows it marked. */
-  #markAcked(upTo: number, now: number, from: number): number {
+  /** Marks rows up to `upTo` acked (inside a transaction); returns how many rows it marked, and their bytes. */
+  #markAcked(upTo: number, now: number, from: number): { rows: number; bytes: number } {
     this.#sql.markAcked.run(upTo, now);
     this.#sql.setAcked.run(upTo);
-    return this.#sql.countBetween.get(from, upTo) as number;
+    return this.#sql.totalsBetween.get(from, upTo) as { rows: number; bytes: number };
   }
 
   /**
@@ -482,6 +491,7 @@ class SqliteOutbox implements Outbox {
         this.#sql.deleteRange.run(gone.from, gone.to);
         draft.rows -= gone.rows;
         draft.unacked -= gone.rows;
+        draft.unackedBytes -= gone.bytes;
         draft.bytes -= gone.bytes;
         draft.dropped += gone.rows;
       }
@@ -607,11 +617,11 @@ function statements(db: Database.Database) {
     newest: db.prepare("SELECT seq, json_extract(json, '$.hash') AS hash FROM records ORDER BY seq DESC LIMIT 1"),
     totals: db.prepare('SELECT COUNT(*) AS rows, TOTAL(bytes) AS bytes FROM records'),
     totalsUpTo: db.prepare('SELECT COUNT(*) AS rows, TOTAL(bytes) AS bytes FROM records WHERE seq <= ?'),
-    countAfter: db.prepare('SELECT COUNT(*) AS rows FROM records WHERE seq > ?'),
+    totalsAfter: db.prepare('SELECT COUNT(*) AS rows, TOTAL(bytes) AS bytes FROM records WHERE seq > ?'),
     insert: db.prepare('INSERT INTO records (seq, kind, bytes, json) VALUES (?, ?, ?, ?)'),
     pending: db.prepare('SELECT seq, bytes, json FROM records WHERE seq > ? ORDER BY seq LIMIT ?'),
     markAcked: db.prepare('INSERT OR REPLACE INTO acks (upto, at) VALUES (?, ?)'),
-    countBetween: db.prepare('SELECT COUNT(*) FROM records WHERE seq > ? AND seq <= ?').pluck(),
+    totalsBetween: db.prepare('SELECT COUNT(*) AS rows, TOTAL(bytes) AS bytes FROM records WHERE seq > ? AND seq <= ?'),
     setAcked: db.prepare('UPDATE meta SET acked_seq = ? WHERE id = 1'),
     setLast: db.prepare('UPDATE meta SET last_seq = ?, last_hash = ? WHERE id = 1'),
     ackedRows: db.prepare('SELECT seq, bytes FROM records WHERE seq <= ? ORDER BY seq'),

@@ -146,6 +146,7 @@ function expectStatsTrue(outbox: Outbox): void {
   expect(stats.bytes).toBe(rows.reduce((sum, row) => sum + row.bytes, 0));
   expect(stats.ackedSeq).toBe(acked);
   expect(stats.unacked).toBe(rows.filter((row) => row.seq > acked).length);
+  expect(stats.unackedBytes).toBe(rows.filter((row) => row.seq > acked).reduce((sum, row) => sum + row.bytes, 0));
 }
 
 describe('openOutbox', () => {

@@ -37,6 +37,8 @@ export interface OutboxStats {
   rows: number;
   bytes: number;
   unacked: number;
+  /** The bytes (JSON) of the unacked rows: what delivery still owes the collector. */
+  unackedBytes: number;
   lastSeq: number;
   ackedSeq: number;
   /** Records dropped since the outbox was opened: by the byte cap, by the queue bound while writes fail, or with no JSON form. Every one is declared in the stream. */

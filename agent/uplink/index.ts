@@ -3,8 +3,8 @@
 import { EventEmitter } from 'node:events';
 import { WebSocket } from 'ws';
 import {
-  AckFrameSchema, INGEST_PATH, isLoopbackHost, MAX_FRAME_BYTES, SessionKillFrameSchema, SessionWatchFrameSchema, STREAM_HEADER, webSocketUrl, WelcomeFrameSchema,
-  type PtyFrame, type SessionsFrame,
+  AckFrameSchema, INGEST_PATH, isLoopbackHost, MAX_FRAME_BYTES, SessionKillFrameSchema, SessionWatchFrameSchema, StatusFrameSchema, STREAM_HEADER, webSocketUrl,
+  WelcomeFrameSchema, type PtyFrame, type SessionsFrame, type StatusFrame,
 } from '../../collector/protocol/index.ts';
 import { UplinkConfigError } from '../errors.ts';
 import type { Logger } from '../log/index.ts';
@@ -25,6 +25,10 @@ export interface UplinkOptions {
   maxBackoffMs?: number;
   /** The collector is pinged this often; no pong by the next ping means a dead peer. */
   pingIntervalMs?: number;
+  /** What the agent says of itself, asked each time a `status` frame is sent; without it none is. */
+  status?: () => Omit<StatusFrame, 'type'>;
+  /** A `status` frame goes after every welcome, and then this often while connected. */
+  statusIntervalMs?: number;
 }
 
 export { UplinkConfigError };
@@ -40,6 +44,8 @@ export interface UplinkStats {
   lastError: string | undefined;
   /** Live session output frames not sent because the connection was down or behind. */
   liveDropped: number;
+  /** Status frames not sent because what the provider gave failed the frame's schema (each is logged). */
+  statusInvalid: number;
 }
 
 /**
@@ -48,8 +54,8 @@ export interface UplinkStats {
  * `command` (a SessionCommandFrame) when the collector asks to end or to watch a recorded shell session.
  */
 export class Uplink extends EventEmitter {
-  readonly stats: UplinkStats = { connected: false, connects: 0, batchesSent: 0, ackedSeq: 0, lastError: undefined, liveDropped: 0 };
-  readonly #options: Required<Omit<UplinkOptions, 'caPem'>> & { caPem: string | undefined };
+  readonly stats: UplinkStats = { connected: false, connects: 0, batchesSent: 0, ackedSeq: 0, lastError: undefined, liveDropped: 0, statusInvalid: 0 };
+  readonly #options: Required<Omit<UplinkOptions, 'caPem' | 'status'>> & Pick<UplinkOptions, 'caPem' | 'status'>;
   readonly #url: URL;
   #ws: WebSocket | undefined;
   #ready = false;
@@ -58,6 +64,7 @@ export class Uplink extends EventEmitter {
   #attempt = 0;
   #retry: NodeJS.Timeout | undefined;
   #pinger: NodeJS.Timeout | undefined;
+  #statusTimer: NodeJS.Timeout | undefined;
   #stopped = false;
   #sessions: SessionsFrame['live'] = [];
 
@@ -65,13 +72,14 @@ export class Uplink extends EventEmitter {
     super();
     this.#options = {
       batchRecords: 500, batchBytes: 1024 * 1024, maxInFlightBatches: 8, initialBackoffMs: 500, maxBackoffMs: 30_000, pingIntervalMs: 15_000,
-      ...options, caPem: options.caPem,
+      statusIntervalMs: 30_000, ...options,
     };
     this.#url = webSocketUrl(options.collectorUrl, INGEST_PATH);
     if (this.#url.protocol === 'ws:' && !isLoopbackHost(this.#url.hostname)) {
       throw new UplinkConfigError(`collector ${options.collectorUrl}: plain http:// is only allowed to loopback; use https://`);
     }
     if (this.#options.batchBytes > MAX_FRAME_BYTES / 2) throw new UplinkConfigError(`batchBytes must stay under ${MAX_FRAME_BYTES / 2}`);
+    if (!(this.#options.statusIntervalMs > 0)) throw new UplinkConfigError(`statusIntervalMs: expected a positive number of ms, got ${this.#options.statusIntervalMs}`);
     options.outbox.onFlush(() => this.#pump());
   }
 
@@ -95,6 +103,22 @@ export class Uplink extends EventEmitter {
     ws.send(JSON.stringify(frame));
   }
 
+  /** Tells the collector the agent's status now (it is also told after every welcome and every statusIntervalMs). */
+  sendStatus(): void {
+    const ws = this.#ws;
+    const { status, logger } = this.#options;
+    if (!status || !ws || !this.#ready || ws.readyState !== WebSocket.OPEN) return;
+    // Checked here: a frame the collector refuses would close the connection, and delivery with it, at every try.
+    const frame = StatusFrameSchema.safeParse({ type: 'status', ...status() });
+    if (!frame.success) {
+      this.stats.statusInvalid++;
+      const issue = frame.error.issues[0];
+      logger.error({ field: issue?.path.join('.'), problem: issue?.message }, 'status not sent: it does not fit the status frame');
+      return;
+    }
+    ws.send(JSON.stringify(frame.data));
+  }
+
   #sendSessions(): void {
     const ws = this.#ws;
     if (!ws || !this.#ready || ws.readyState !== WebSocket.OPEN) return;
@@ -107,6 +131,7 @@ export class Uplink extends EventEmitter {
     this.#stopped = true;
     clearTimeout(this.#retry);
     clearInterval(this.#pinger);
+    clearInterval(this.#statusTimer);
     const ws = this.#ws;
     if (!ws) return;
     if (this.#inFlight.length > 0 && ws.readyState === WebSocket.OPEN) {
@@ -172,6 +197,7 @@ export class Uplink extends EventEmitter {
     });
     ws.on('close', (code, reason) => {
       clearInterval(this.#pinger);
+      clearInterval(this.#statusTimer);
       if (this.#ws !== ws) return;
       this.#ws = undefined;
       this.#ready = false;
@@ -237,6 +263,12 @@ export class Uplink extends EventEmitter {
       this.emit('welcome', welcome.data.ackedSeq);
       this.emit('connected');
       this.#sendSessions();
+      this.sendStatus();
+      clearInterval(this.#statusTimer);
+      if (this.#options.status) {
+        this.#statusTimer = setInterval(() => this.sendStatus(), this.#options.statusIntervalMs);
+        this.#statusTimer.unref();
+      }
       this.#pump();
       return;
     }

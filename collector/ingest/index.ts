@@ -3,9 +3,10 @@
 // and is counted by reason; nothing from a rejected frame is stored.
 import { v7 as uuidv7 } from 'uuid';
 import type WebSocket from 'ws';
+import type { z } from 'zod';
 import {
-  BatchFrameSchema, CloseCode, isAlert, parseRecord, PtyFrameSchema, sealRecord, SessionsFrameSchema, type PtyFrame, type SessionsFrame,
-  type WelcomeFrame, type WireRecord,
+  BatchFrameSchema, CloseCode, isAlert, parseRecord, PtyFrameSchema, sealRecord, SessionsFrameSchema, StatusFrameSchema, type PtyFrame, type SessionsFrame,
+  type StatusFrame, type WelcomeFrame, type WireRecord,
 } from '../protocol/index.ts';
 import type { Agent, CollectorAlert, Commit, Gap, IngestRecord, Store } from '../store/types.ts';
 
@@ -67,6 +68,8 @@ interface QueuedFrame {
 export type AlertListener = (agentId: string, alert: Record<string, unknown>) => void;
 /** Where an agent's recorded-shell frames go (live output, the list of its live sessions): not stored. */
 export type SessionFrameListener = (agentId: string, ws: WebSocket, frame: PtyFrame | SessionsFrame) => void;
+/** Where an agent's status goes (its version, rules version, outbox depth): not stored. */
+export type StatusListener = (agentId: string, frame: StatusFrame) => void;
 
 export interface StreamRuntime {
   stream: string;
@@ -105,6 +108,7 @@ export class Ingest {
   readonly #commitMany: (commits: Commit[]) => Promise<void> | void;
   readonly #onError: (error: Error) => void;
   readonly #onSessionFrame: SessionFrameListener;
+  readonly #onStatus: StatusListener;
   readonly #store: Store;
   readonly #options: IngestOptions;
   readonly #streams = new Map<string, StreamRuntime>();
@@ -114,9 +118,10 @@ export class Ingest {
   /**
    * `commitMany` defaults to the store's own (synchronous) one; the collector passes a writer thread's.
    */
-  constructor(store: Store, onAlert: AlertListener, options: Partial<IngestOptions> = {}, hooks: { now?: () => number; onError?: (error: Error) => void; commitMany?: (commits: Commit[]) => Promise<void> | void; onSessionFrame?: SessionFrameListener } = {}) {
-    const { now = Date.now, onError = () => {}, commitMany = (commits) => store.commitMany(commits), onSessionFrame = () => {} } = hooks;
+  constructor(store: Store, onAlert: AlertListener, options: Partial<IngestOptions> = {}, hooks: { now?: () => number; onError?: (error: Error) => void; commitMany?: (commits: Commit[]) => Promise<void> | void; onSessionFrame?: SessionFrameListener; onStatus?: StatusListener } = {}) {
+    const { now = Date.now, onError = () => {}, commitMany = (commits) => store.commitMany(commits), onSessionFrame = () => {}, onStatus = () => {} } = hooks;
     this.#onSessionFrame = onSessionFrame;
+    this.#onStatus = onStatus;
     this.#commitMany = commitMany;
     this.#store = store;
     this.#onAlert = onAlert;
@@ -229,18 +234,18 @@ export class Ingest {
     const type = typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
     if (type === 'pty' || type === 'sessions') {
       const session = (type === 'pty' ? PtyFrameSchema : SessionsFrameSchema).safeParse(value);
-      if (!session.success) {
-        const issue = session.error.issues[0];
-        throw new Rejection('bad_frame', `not a ${type} frame: ${issue ? `${issue.path.join('.') || '(frame)'}: ${issue.message}` : 'invalid'}`);
-      }
+      if (!session.success) throw new Rejection('bad_frame', `not a ${type} frame: ${firstIssue(session.error)}`);
       this.#onSessionFrame(runtime.agentId, ws, session.data);
       return 0;
     }
-    const frame = BatchFrameSchema.safeParse(value);
-    if (!frame.success) {
-      const issue = frame.error.issues[0];
-      throw new Rejection('bad_frame', `not a batch frame: ${issue ? `${issue.path.join('.') || '(frame)'}: ${issue.message}` : 'invalid'}`);
+    if (type === 'status') {
+      const status = StatusFrameSchema.safeParse(value);
+      if (!status.success) throw new Rejection('bad_frame', `not a status frame: ${firstIssue(status.error)}`);
+      this.#onStatus(runtime.agentId, status.data);
+      return 0;
     }
+    const frame = BatchFrameSchema.safeParse(value);
+    if (!frame.success) throw new Rejection('bad_frame', `not a batch frame: ${firstIssue(frame.error)}`);
     if (frame.data.stream !== runtime.stream) throw new Rejection('foreign_stream', `batch for stream ${frame.data.stream} on a connection for ${runtime.stream}`, CloseCode.FOREIGN_STREAM);
     const records: WireRecord[] = [];
     let previousSeq = 0;
@@ -475,6 +480,12 @@ function declared(record: WireRecord): Declaration | undefined {
   // An empty or reversed range declares nothing (and would loop a covering run).
   if (FromSeq === undefined || ToSeq === undefined || ToSeq < FromSeq) return undefined;
   return { fromSeq: FromSeq, toSeq: ToSeq, fromPrev: FromPrev, toHash: ToHash };
+}
+
+/** A refused frame's first problem, with where it is: what the close reason says. */
+function firstIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  return issue ? `${issue.path.join('.') || '(frame)'}: ${issue.message}` : 'invalid';
 }
 
 function toRow(record: WireRecord, body: string): IngestRecord {

@@ -93,11 +93,30 @@ export const SessionWatchFrameSchema = z.strictObject({ type: z.literal('session
 /** collector → analyst on SESSION_LIVE_PATH: the session ended (or was not live), or its agent is unreachable for now. */
 export const SessionStateFrameSchema = z.strictObject({ type: z.enum(['session.end', 'session.offline']), sessionId: SessionIdSchema });
 
+/** A sensor's state as the agent reports it in `status` (agent/sensors/types.ts SensorState). */
+export const SensorStatusSchema = z.strictObject({ name: z.string().min(1).max(64), state: z.enum(['ok', 'degraded', 'unavailable']) });
+/**
+ * agent → collector: what the agent runs and how far behind its delivery is, sent after every welcome
+ * and then periodically while connected. Not stored in the stream: the latest one describes the agent.
+ */
+export const StatusFrameSchema = z.strictObject({
+  type: z.literal('status'),
+  /** The agent's version (AGENT_VERSION). */
+  version: z.string().min(1).max(64),
+  /** Which rule set the agent judges by: a hash of its loaded rule files, or `none` before any is loaded. */
+  rulesVersion: z.string().min(1).max(128),
+  /** Outbox records written and not yet acked by the collector, and their bytes. */
+  outboxDepth: z.number().int().nonnegative(),
+  outboxBytes: z.number().int().nonnegative(),
+  sensors: z.array(SensorStatusSchema).max(64).optional(),
+});
+
 export type PtyFrame = z.infer<typeof PtyFrameSchema>;
 export type SessionsFrame = z.infer<typeof SessionsFrameSchema>;
 export type SessionKillFrame = z.infer<typeof SessionKillFrameSchema>;
 export type SessionWatchFrame = z.infer<typeof SessionWatchFrameSchema>;
 export type SessionStateFrame = z.infer<typeof SessionStateFrameSchema>;
+export type StatusFrame = z.infer<typeof StatusFrameSchema>;
 /** What the collector may ask of an agent about its recorded shells. */
 export type SessionCommandFrame = SessionKillFrame | SessionWatchFrame;
 export { SessionIdSchema };

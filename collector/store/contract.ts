@@ -545,6 +545,69 @@ export function storeContract(name: string, open: () => Promise<OpenedStore>): v
       expect(snapshot(reopened)).toEqual(before);
     });
 
+    describe('pages, triage and the access log (the API)', () => {
+      function seedAlerts() {
+        enroll('ag-a');
+        store.claimStream('stream-a-0001', 'ag-a');
+        const chain = new TestChain('stream-a-0001', { host: { id: 'h1', name: 'hmi-1' } });
+        for (let i = 0; i < 5; i++) {
+          chain.event({ sessionId: i % 2 === 0 ? 'sess-even-01' : 'sess-odd-001' });
+          chain.alert({ summary: `alert ${i}`, ...(i % 2 === 0 ? { sessionId: 'sess-even-01' } : {}) });
+        }
+        store.commit(chain.commit());
+        return chain;
+      }
+
+      it('pages alerts newest first with a cursor, and filters by host, level, rule, session and state', () => {
+        const chain = seedAlerts();
+        const first = store.alertPage({ limit: 2 });
+        expect(first.map((a) => JSON.parse(a.record.body).summary)).toEqual(['alert 4', 'alert 3']);
+        const last = first.at(-1)!.record;
+        const second = store.alertPage({ limit: 10, before: { timeMs: Date.parse(last.time), stream: last.stream, seq: last.seq } });
+        expect(second.map((a) => JSON.parse(a.record.body).summary)).toEqual(['alert 2', 'alert 1', 'alert 0']);
+        expect(store.alertPage({ limit: 10, host: 'hmi-1' })).toHaveLength(5);
+        expect(store.alertPage({ limit: 10, host: 'h1' })).toHaveLength(5);
+        expect(store.alertPage({ limit: 10, host: 'hmi-9' })).toHaveLength(0);
+        expect(store.alertPage({ limit: 10, levels: ['high', 'critical'] })).toHaveLength(5);
+        expect(store.alertPage({ limit: 10, levels: ['low'] })).toHaveLength(0);
+        expect(store.alertPage({ limit: 10, rule: 'om-001' })).toHaveLength(5);
+        expect(store.alertPage({ limit: 10, rule: 'Remote shell outside the maintenance window' })).toHaveLength(5);
+        expect(store.alertPage({ limit: 10, sessionId: 'sess-even-01' })).toHaveLength(3);
+        const alertId = JSON.parse(first[0]!.record.body).id as string;
+        store.triage({ alertId, at: '2026-03-01T11:00:00.000Z', by: 'analyst:alice', action: 'close', state: 'closed', assignee: null, comment: 'benign' });
+        expect(store.alertPage({ limit: 10, state: 'closed' }).map((a) => a.record.id)).toEqual([alertId]);
+        expect(store.alertPage({ limit: 10, state: 'open' })).toHaveLength(4);
+        expect(store.recordById(alertId, 'alert')?.seq).toBe(chain.records.find((r) => r.id === alertId)!.seq);
+        expect(store.recordById(alertId, 'event')).toBeUndefined();
+      });
+
+      it('pages events newest first and finds a stream\'s records by id', () => {
+        const chain = seedAlerts();
+        const events = store.eventPage({ limit: 3, category: 'process_creation' });
+        expect(events.map((e) => e.seq)).toEqual([9, 7, 5]);
+        expect(store.eventPage({ limit: 10, sessionId: 'sess-odd-001' }).map((e) => e.seq)).toEqual([7, 3]);
+        const ids = [chain.records[2]!.id, chain.records[0]!.id];
+        expect(store.recordsByIds('stream-a-0001', ids).map((r) => r.seq)).toEqual([1, 3]);
+        expect(store.recordsByIds('stream-other', ids)).toEqual([]);
+      });
+
+      it('keeps every triage step and the current state', () => {
+        expect(store.triageOf('a-1')).toEqual({ state: 'open', assignee: null, history: [] });
+        store.triage({ alertId: 'a-1', at: '2026-03-01T11:00:00.000Z', by: 'analyst:alice', action: 'assign', state: 'acknowledged', assignee: 'bob', comment: null });
+        store.triage({ alertId: 'a-1', at: '2026-03-01T11:01:00.000Z', by: 'analyst:bob', action: 'close', state: 'closed', assignee: 'bob', comment: 'vendor work, ticket CHG-1' });
+        const triage = store.triageOf('a-1');
+        expect(triage.state).toBe('closed');
+        expect(triage.history.map((h) => [h.by, h.action, h.comment])).toEqual([['analyst:alice', 'assign', null], ['analyst:bob', 'close', 'vendor work, ticket CHG-1']]);
+      });
+
+      it('appends to the access log and pages it newest first', () => {
+        for (let i = 0; i < 3; i++) store.logAccess({ at: `2026-03-01T11:00:0${i}.000Z`, tokenId: 'tok-1', by: 'auditor:carol', action: 'GET /api/v1/sessions/:id', target: `s-${i}`, status: 200 });
+        const newest = store.accessLog({ limit: 2 });
+        expect(newest.map((e) => e.target)).toEqual(['s-2', 's-1']);
+        expect(store.accessLog({ limit: 5, beforeId: newest[1]!.id }).map((e) => e.target)).toEqual(['s-0']);
+      });
+    });
+
     describe('records()', () => {
       // Two agents, three hosts, events and alerts, times of mixed precision (text order is not time order).
       function seed() {

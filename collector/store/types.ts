@@ -118,6 +118,74 @@ export interface Commit {
   alerts?: CollectorAlert[];
 }
 
+/** Where an analyst has taken an alert: open until acknowledged, assigned or closed; reopened as needed. */
+export type TriageState = 'open' | 'acknowledged' | 'closed';
+export const TRIAGE_ACTIONS = ['acknowledge', 'assign', 'close', 'reopen'] as const;
+export type TriageAction = (typeof TRIAGE_ACTIONS)[number];
+
+/** One step of an alert's triage, as kept forever: who did what, when, and what they wrote. */
+export interface TriageEntry {
+  alertId: string;
+  at: string;
+  /** The token's role and name, as `analyst:soc-alice`. */
+  by: string;
+  action: TriageAction;
+  /** The state and assignee after this step. */
+  state: TriageState;
+  assignee: string | null;
+  comment: string | null;
+}
+
+/** A position in a newest-first listing: the last row of the previous page. */
+export interface PageCursor {
+  timeMs: number;
+  stream: string;
+  seq: number;
+}
+
+export interface AlertQuery {
+  since?: string;
+  until?: string;
+  /** The host's id or name. */
+  host?: string;
+  levels?: string[];
+  /** The rule's id or exact title. */
+  rule?: string;
+  sessionId?: string;
+  state?: TriageState;
+  /** Rows older than this one (the previous page's last). */
+  before?: PageCursor;
+  limit: number;
+}
+
+export interface AlertListing {
+  record: StoredRecord;
+  state: TriageState;
+  assignee: string | null;
+}
+
+export interface EventQuery {
+  since?: string;
+  until?: string;
+  host?: string;
+  category?: string;
+  sessionId?: string;
+  before?: PageCursor;
+  limit: number;
+}
+
+/** One line of the access log: a read of evidence (by an auditor) or a change, by whom. */
+export interface AccessEntry {
+  id: number;
+  at: string;
+  tokenId: string;
+  /** `role:name` of the token. */
+  by: string;
+  action: string;
+  target: string;
+  status: number;
+}
+
 export interface Store {
   // Tokens (admin, analyst, auditor, enroll), by the SHA-256 of the secret.
   createToken(token: { id: string; role: Role; name: string; secretHash: string }): Token;
@@ -162,6 +230,24 @@ export interface Store {
   records(filter?: RecordFilter): IterableIterator<StoredRecord>;
   /** Ordered by time. */
   collectorAlerts(filter?: { since?: string; until?: string }): CollectorAlert[];
+  /** The first stored record with this id (ids are the agents' UUIDv7; the first stored wins). */
+  recordById(id: string, kind?: 'event' | 'alert'): StoredRecord | undefined;
+  /** The records of one stream with these ids, in seq order. */
+  recordsByIds(stream: string, ids: readonly string[]): StoredRecord[];
+  /** Alerts newest first, `limit` at most, with their triage state. */
+  alertPage(query: AlertQuery): AlertListing[];
+  /** Events newest first, `limit` at most. */
+  eventPage(query: EventQuery): StoredRecord[];
+
+  // Triage: the current state of an alert and every step that led there.
+  triage(entry: TriageEntry): void;
+  triageOf(alertId: string): { state: TriageState; assignee: string | null; history: TriageEntry[] };
+
+  // Access log: every read of evidence by an auditor, and every change, kept in order.
+  logAccess(entry: Omit<AccessEntry, 'id'>): void;
+  /** Newest first; `beforeId` pages back. */
+  accessLog(query: { beforeId?: number; limit: number }): AccessEntry[];
+
   /** `records` counts events and alerts; `alerts` the records that are alerts (not collector alerts). */
   counts(): { records: number; alerts: number; streams: number; agents: number };
 

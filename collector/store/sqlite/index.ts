@@ -3,7 +3,9 @@
 import Database from 'better-sqlite3';
 import { GENESIS } from '../../protocol/chain.ts';
 import type {
+  AccessEntry,
   Agent,
+  AlertListing,
   CollectorAlert,
   Commit,
   Gap,
@@ -14,10 +16,12 @@ import type {
   StoredRecord,
   StreamState,
   Token,
+  TriageEntry,
+  TriageState,
 } from '../types.ts';
 
 /** The schema this code writes, kept in `PRAGMA user_version`; bump it with a migration step. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 export interface SqliteStoreOptions {
   /**
@@ -51,6 +55,39 @@ export class StoreError extends Error {
     this.code = code;
   }
 }
+
+const SCHEMA_3 = `
+-- An alert's triage: its current state, and every step kept (who, when, what they wrote).
+CREATE TABLE triage (
+  alert_id   TEXT PRIMARY KEY,
+  state      TEXT NOT NULL CHECK (state IN ('open', 'acknowledged', 'closed')),
+  assignee   TEXT,
+  updated_at TEXT NOT NULL
+) STRICT;
+CREATE TABLE triage_history (
+  id       INTEGER PRIMARY KEY,
+  alert_id TEXT NOT NULL,
+  at       TEXT NOT NULL,
+  by       TEXT NOT NULL,
+  action   TEXT NOT NULL CHECK (action IN ('acknowledge', 'assign', 'close', 'reopen')),
+  state    TEXT NOT NULL,
+  assignee TEXT,
+  comment  TEXT
+) STRICT;
+CREATE INDEX triage_history_alert ON triage_history (alert_id, id);
+-- Who read which evidence (auditors) and who changed what; append-only through the API.
+CREATE TABLE access_log (
+  id       INTEGER PRIMARY KEY,
+  at       TEXT NOT NULL,
+  token_id TEXT NOT NULL,
+  by       TEXT NOT NULL,
+  action   TEXT NOT NULL,
+  target   TEXT NOT NULL,
+  status   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX records_id ON records (id);
+CREATE INDEX records_kind_page ON records (kind, time_ms DESC, stream DESC, seq DESC);
+`;
 
 // Times are kept as received (ISO text) and, for filtering and ordering, as epoch milliseconds: ISO
 // strings of different precision do not sort as text ("…00Z" sorts after "…00.5Z").
@@ -133,12 +170,14 @@ CREATE TABLE collector_alerts (
   details  TEXT NOT NULL
 ) STRICT;
 CREATE INDEX collector_alerts_time ON collector_alerts (time_ms, id);
-`;
+${SCHEMA_3}`;
 
 /** Steps from one schema version to the next: [the version it reaches, its SQL]. */
 const MIGRATIONS: Array<[number, string]> = [
   // 2: a session's records (recordings, commands) are read by session.
   [2, 'CREATE INDEX records_session ON records (session_id, category) WHERE session_id IS NOT NULL;'],
+  // 3: alert triage, the access log, and newest-first pages for the API.
+  [3, SCHEMA_3],
 ];
 
 interface TokenRow {
@@ -180,6 +219,26 @@ interface RecordRow {
   prev: string;
   body: string;
   received_at: string;
+}
+
+interface TriageRow {
+  alert_id: string;
+  at: string;
+  by: string;
+  action: TriageEntry['action'];
+  state: TriageState;
+  assignee: string | null;
+  comment: string | null;
+}
+
+interface AccessRow {
+  id: number;
+  at: string;
+  token_id: string;
+  by: string;
+  action: string;
+  target: string;
+  status: number;
 }
 
 interface GapRow {
@@ -271,6 +330,22 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
        VALUES (@id, @time, @type, @agentId, @stream, @summary, @details, @timeMs)
        ON CONFLICT (id) DO NOTHING`,
     ),
+    recordById: db.prepare<[string], RecordRow>(`SELECT ${RECORD_COLUMNS} FROM records WHERE id = ? ORDER BY received_at, stream, seq LIMIT 1`),
+    recordByIdOfKind: db.prepare<[string, string], RecordRow>(
+      `SELECT ${RECORD_COLUMNS} FROM records WHERE id = ? AND kind = ? ORDER BY received_at, stream, seq LIMIT 1`,
+    ),
+    triageState: db.prepare<[string], { state: TriageState; assignee: string | null }>('SELECT state, assignee FROM triage WHERE alert_id = ?'),
+    triageHistory: db.prepare<[string], TriageRow>('SELECT * FROM triage_history WHERE alert_id = ? ORDER BY id'),
+    upsertTriage: db.prepare(
+      `INSERT INTO triage (alert_id, state, assignee, updated_at) VALUES (@alertId, @state, @assignee, @at)
+       ON CONFLICT (alert_id) DO UPDATE SET state = excluded.state, assignee = excluded.assignee, updated_at = excluded.updated_at`,
+    ),
+    insertTriageHistory: db.prepare(
+      `INSERT INTO triage_history (alert_id, at, by, action, state, assignee, comment)
+       VALUES (@alertId, @at, @by, @action, @state, @assignee, @comment)`,
+    ),
+    insertAccess: db.prepare('INSERT INTO access_log (at, token_id, by, action, target, status) VALUES (@at, @tokenId, @by, @action, @target, @status)'),
+    accessLog: db.prepare<[number, number], AccessRow>('SELECT * FROM access_log WHERE id < ? ORDER BY id DESC LIMIT ?'),
     counts: db.prepare<[], { records: number; alerts: number; streams: number; agents: number }>(
       `SELECT (SELECT count(*) FROM records) AS records,
               (SELECT count(*) FROM records WHERE kind = 'alert') AS alerts,
@@ -290,6 +365,21 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
     } catch (error) {
       throw new StoreError('STORE_BAD_ALERT', `collector alert ${alert.id}: ${messageOf(error)}`, { cause: error });
     }
+  }
+
+  const triageTransaction = db.transaction((entry: TriageEntry) => {
+    sql.upsertTriage.run(entry);
+    sql.insertTriageHistory.run(entry);
+  });
+  // Pages are read with filters of any shape: one statement per shape, made once.
+  const pageQueries = new Map<string, Database.Statement<[Record<string, unknown>], RecordRow & { state?: TriageState | null; assignee?: string | null }>>();
+  function page(sqlText: string, params: Record<string, unknown>) {
+    let statement = pageQueries.get(sqlText);
+    if (statement === undefined) {
+      statement = db.prepare(sqlText);
+      pageQueries.set(sqlText, statement);
+    }
+    return statement.all(params);
   }
 
   const commitTransaction = db.transaction((commit: Commit, receivedAt: string) => commitBody(commit, receivedAt));
@@ -451,6 +541,80 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
       }
       return statement.all(params).map(toCollectorAlert);
     },
+    recordById(id, kind) {
+      const row = kind === undefined ? sql.recordById.get(id) : sql.recordByIdOfKind.get(id, kind);
+      return row && toStoredRecord(row);
+    },
+    recordsByIds(stream, ids) {
+      if (ids.length === 0) return [];
+      const params: Record<string, unknown> = { stream };
+      const names = ids.map((id, index) => {
+        params[`id${index}`] = id;
+        return `@id${index}`;
+      });
+      return page(`SELECT ${RECORD_COLUMNS} FROM records WHERE stream = @stream AND id IN (${names.join(', ')}) ORDER BY seq`, params).map(toStoredRecord);
+    },
+    alertPage(query) {
+      const { conditions, params } = pageWhere(query);
+      conditions.unshift("r.kind = 'alert'");
+      if (query.levels !== undefined && query.levels.length > 0) {
+        const names = query.levels.map((level, index) => {
+          params[`level${index}`] = level;
+          return `@level${index}`;
+        });
+        conditions.push(`json_extract(r.body, '$.rule.level') IN (${names.join(', ')})`);
+      }
+      if (query.rule !== undefined) {
+        conditions.push("(json_extract(r.body, '$.rule.id') = @rule OR json_extract(r.body, '$.rule.title') = @rule)");
+        params['rule'] = query.rule;
+      }
+      if (query.state !== undefined) {
+        conditions.push(query.state === 'open' ? "(t.state IS NULL OR t.state = 'open')" : 't.state = @state');
+        params['state'] = query.state;
+      }
+      const rows = page(
+        `SELECT ${RECORD_COLUMNS.split(', ').map((c) => `r.${c}`).join(', ')}, t.state, t.assignee
+         FROM records r LEFT JOIN triage t ON t.alert_id = r.id
+         WHERE ${conditions.join(' AND ')} ORDER BY r.time_ms DESC, r.stream DESC, r.seq DESC LIMIT @limit`,
+        params,
+      );
+      return rows.map((row): AlertListing => ({ record: toStoredRecord(row), state: row.state ?? 'open', assignee: row.assignee ?? null }));
+    },
+    eventPage(query) {
+      const { conditions, params } = pageWhere(query);
+      conditions.unshift("r.kind = 'event'");
+      if (query.category !== undefined) {
+        conditions.push('r.category = @category');
+        params['category'] = query.category;
+      }
+      const rows = page(
+        `SELECT ${RECORD_COLUMNS.split(', ').map((c) => `r.${c}`).join(', ')} FROM records r
+         WHERE ${conditions.join(' AND ')} ORDER BY r.time_ms DESC, r.stream DESC, r.seq DESC LIMIT @limit`,
+        params,
+      );
+      return rows.map(toStoredRecord);
+    },
+    triage(entry) {
+      triageTransaction.immediate(entry);
+    },
+    triageOf(alertId) {
+      const current = sql.triageState.get(alertId);
+      return {
+        state: current?.state ?? 'open',
+        assignee: current?.assignee ?? null,
+        history: sql.triageHistory.all(alertId).map((row) => ({
+          alertId: row.alert_id, at: row.at, by: row.by, action: row.action, state: row.state, assignee: row.assignee, comment: row.comment,
+        })),
+      };
+    },
+    logAccess(entry) {
+      sql.insertAccess.run(entry);
+    },
+    accessLog(query) {
+      return sql.accessLog.all(query.beforeId ?? Number.MAX_SAFE_INTEGER, query.limit).map((row): AccessEntry => ({
+        id: row.id, at: row.at, tokenId: row.token_id, by: row.by, action: row.action, target: row.target, status: row.status,
+      }));
+    },
     counts() {
       const row = sql.counts.get();
       if (row === undefined) throw new Error('count query returned no row');
@@ -569,6 +733,38 @@ function recordWhere(filter: RecordFilter): { where: string; params: Record<stri
     params['until'] = filterTime(filter.until, 'until');
   }
   return { where: conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '', params };
+}
+
+/** The conditions every newest-first page shares: time window, host (id or name), session, and the cursor. */
+function pageWhere(query: { since?: string; until?: string; host?: string; sessionId?: string; before?: { timeMs: number; stream: string; seq: number }; limit: number }): {
+  conditions: string[];
+  params: Record<string, unknown>;
+} {
+  const conditions: string[] = [];
+  const params: Record<string, unknown> = { limit: query.limit };
+  if (query.since !== undefined) {
+    conditions.push('r.time_ms >= @since');
+    params['since'] = filterTime(query.since, 'since');
+  }
+  if (query.until !== undefined) {
+    conditions.push('r.time_ms < @until');
+    params['until'] = filterTime(query.until, 'until');
+  }
+  if (query.host !== undefined) {
+    conditions.push("(r.host_id = @host OR json_extract(r.body, '$.host.name') = @host)");
+    params['host'] = query.host;
+  }
+  if (query.sessionId !== undefined) {
+    conditions.push('r.session_id = @sessionId');
+    params['sessionId'] = query.sessionId;
+  }
+  if (query.before !== undefined) {
+    conditions.push('(r.time_ms, r.stream, r.seq) < (@beforeTime, @beforeStream, @beforeSeq)');
+    params['beforeTime'] = query.before.timeMs;
+    params['beforeStream'] = query.before.stream;
+    params['beforeSeq'] = query.before.seq;
+  }
+  return { conditions, params };
 }
 
 function recordParams(record: IngestRecord): Record<string, unknown> {

@@ -70,12 +70,13 @@ describe('SQLite store', () => {
     }
   });
 
-  it('migrates a version 1 database in place: the session index is added, tokens kept', () => {
+  it('migrates a version 1 database in place: the session index, triage and the access log are added, tokens kept', () => {
     const store = openStore();
     store.createToken({ id: 't1', role: 'auditor', name: 'kept', secretHash: 'a'.repeat(64) });
     store.close();
     const raw = new Database(path);
-    raw.exec('DROP INDEX records_session');
+    // What version 1 lacked: the session index (2); triage, the access log and the page indexes (3).
+    raw.exec('DROP INDEX records_session; DROP TABLE triage; DROP TABLE triage_history; DROP TABLE access_log; DROP INDEX records_id; DROP INDEX records_kind_page');
     raw.pragma('user_version = 1');
     raw.close();
     const migrated = openStore();
@@ -84,7 +85,8 @@ describe('SQLite store', () => {
     const after = new Database(path, { readonly: true });
     try {
       expect(after.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
-      expect(after.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND name = 'records_session'").pluck().get()).toBe('records_session');
+      const names = after.prepare<[], string>('SELECT name FROM sqlite_schema ORDER BY name').pluck().all();
+      expect(names).toEqual(expect.arrayContaining(['records_session', 'triage', 'triage_history', 'access_log', 'records_id', 'records_kind_page']));
     } finally {
       after.close();
     }
