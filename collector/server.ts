@@ -148,6 +148,7 @@ export async function startCollector(options: CollectorOptions): Promise<Running
     dropAgent: (id) => {
       for (const ws of online.get(id) ?? []) ws.close(4401, 'the agent key was revoked');
     },
+    dropToken: (id) => closeSubscriptions((tokenId) => tokenId === id),
     countersJson: () => ({ ingest: ingest.counters, refusals, live: live.counters, sessions: sessions.counters, agentsOnline: online.size, store: store.counts() }),
   });
   const webRoot = options.webRoot ?? DEFAULT_WEB_ROOT;
@@ -161,6 +162,11 @@ export async function startCollector(options: CollectorOptions): Promise<Running
   const pingIntervalMs = options.pingIntervalMs ?? 15_000;
   const offlineAfterMs = options.offlineAfterMs ?? 90_000;
   let closing = false;
+  /** Analysts' and dashboards' WebSockets, by the token they were opened with. */
+  const subscriptions = new Map<WebSocket, string>();
+  function closeSubscriptions(revoked: (tokenId: string) => boolean): void {
+    for (const [ws, tokenId] of subscriptions) if (revoked(tokenId)) ws.close(4401, 'the token was revoked');
+  }
   const offlineTimers = new Map<string, NodeJS.Timeout>();
   const alive = new WeakMap<WebSocket, boolean>();
   const agentSockets = new Set<WebSocket>();
@@ -174,6 +180,11 @@ export async function startCollector(options: CollectorOptions): Promise<Running
       ws.ping();
     }
     ingest.sweepGaps();
+    // A token revoked elsewhere (the CLI, another node) ends its subscriptions at the next sweep.
+    if (subscriptions.size > 0) {
+      const active = new Set(store.listTokens().filter((token) => token.revokedAt === null).map((token) => token.id));
+      closeSubscriptions((tokenId) => !active.has(tokenId));
+    }
   }, pingIntervalMs);
   pinger.unref();
 
@@ -263,6 +274,8 @@ export async function startCollector(options: CollectorOptions): Promise<Running
       if (query && !query.success) return refuse(socket, 400, `query: ${query.error.issues[0]?.message ?? 'invalid'}`);
       store.touchToken(principal.token.id, new Date().toISOString());
       wss.handleUpgrade(request, socket, head, (ws) => {
+        subscriptions.set(ws, principal.token.id);
+        ws.once('close', () => subscriptions.delete(ws));
         if (route === ROUTES.liveAlerts) live.subscribe(ws);
         else sessions.watch((query!.data as { id: string }).id, ws);
       });

@@ -1,5 +1,5 @@
 // `npm start`: a collector and an agent on this host, with embedded SQLite under ./data, the agent
-// enrolled on first start. Prints where to look and an analyst token; Ctrl-C stops both, agent first.
+// enrolled on first start. Prints where to look (the dashboard first) and an analyst token; Ctrl-C stops both, agent first.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -40,10 +40,12 @@ const privileged = process.getuid?.() === 0;
 console.log(`
 omwatch is running on this host.
 
+  dashboard     ${url}/   (log in with the analyst token below)
   collector     ${url}   (data: ${collectorData})
   agent         enrolled, delivering to it   (outbox: ${join(agentData, 'outbox.db')})${privileged ? '' : '\n                not root: it sees only what this user may (sudo npm start for everything)'}
   analyst token ${analyst}
 
+  API           ${url}/api/v1/openapi.json   (Authorization: Bearer <token>)
   live alerts   node bin/omwatch-collector.js tail --url ${url} --token <analyst token>
   agents        node bin/omwatch-collector.js agents --data ${collectorData}
   export        node bin/omwatch-collector.js export --data ${collectorData}

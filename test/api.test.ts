@@ -2,7 +2,7 @@
 // every subscription of the access table walked with every role (bearer and browser login), the
 // login's CSRF and Origin checks, the auditor's access log, triage, pages, and Prometheus metrics
 // after a real ingest.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { v7 as uuidv7 } from 'uuid';
@@ -187,7 +187,7 @@ describe('the API against the access table', () => {
     expect(await upgrade('/api/v1/live', { cookie, origin: collector.url })).toBe(101);
   });
 
-  it('ends a login on logout and when its token is revoked', async () => {
+  it('ends a login on logout, and a login and its live feed when its token is revoked', async () => {
     const { cookie, csrf } = await login('analyst');
     const headers = { cookie, origin: collector.url, 'x-omwatch-csrf': csrf };
     expect((await call('/api/v1/session', { headers })).status).toBe(200);
@@ -198,7 +198,11 @@ describe('the API against the access table', () => {
     const second = await call('/api/v1/session', { method: 'POST', body: JSON.stringify({ token: made.secret }) });
     const secondCookie = second.headers.get('set-cookie')!.split(';')[0]!;
     expect((await call('/api/v1/alerts', { headers: { cookie: secondCookie } })).status).toBe(200);
+    const feed = new WebSocket(webSocketUrl(collector.url, '/api/v1/live'), { headers: { cookie: secondCookie, origin: collector.url } });
+    await new Promise((resolve) => feed.once('open', resolve));
+    const feedClosed = new Promise<number>((resolve) => feed.once('close', (code) => resolve(code)));
     expect((await call(`/api/v1/tokens/${made.id}`, { method: 'DELETE', token: tokens.admin })).status).toBe(200);
+    expect(await feedClosed).toBe(4401);
     expect((await call('/api/v1/alerts', { headers: { cookie: secondCookie } })).status).toBe(401);
     expect((await call('/api/v1/session', { method: 'POST', body: JSON.stringify({ token: made.secret }) })).status).toBe(401);
   });
@@ -287,6 +291,14 @@ describe('alerts, triage, sessions and evidence', () => {
       ['auditor:auditor-1', 'GET /api/v1/export', '/api/v1/export?format=jsonl', 200],
     ]);
     expect((await call('/api/v1/access-log', { token: tokens.analyst })).status).toBe(403);
+  });
+
+  it('is documented route by route in docs/api.md with the roles the table gives', () => {
+    const doc = readFileSync(new URL('../docs/api.md', import.meta.url), 'utf8');
+    const missing = (Object.values(ROUTES) as RouteSpec[])
+      .map((spec) => `| ${spec.websocket ? 'WS' : spec.method} \`${spec.path}\` | ${spec.roles.length > 0 ? spec.roles.join(', ') : 'anyone'} |`)
+      .filter((row) => !doc.includes(row));
+    expect(missing).toEqual([]);
   });
 
   it('publishes an OpenAPI document of every route with its roles', async () => {

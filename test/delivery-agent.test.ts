@@ -78,6 +78,7 @@ describe('omwatch-agent run --data', () => {
     const data = mkdtempSync(join(tmpdir(), 'omwatch-start-'));
     const npmStart = start([process.execPath, '--import', 'tsx', new URL('../scripts/start.ts', import.meta.url).pathname], { OMWATCH_DATA: data, OMWATCH_PORT: String(await freePort()) });
     try {
+      const dashboard = (await npmStart.waitLine(/^\s+dashboard\s+(\S+)/))[1]!;
       const url = (await npmStart.waitLine(/^\s+collector\s+(\S+)/))[1]!;
       const token = (await npmStart.waitLine(/^\s+analyst token (\S+)/))[1]!;
       // The token works for the live feed, and the agent delivers: its start is stored.
@@ -87,6 +88,12 @@ describe('omwatch-agent run --data', () => {
         const out = cli(COLLECTOR_BIN, ['export', '--data', join(data, 'collector')]).stdout;
         return out.includes('"Action":"started"');
       });
+      // The printed dashboard is served, and the token logs in to it.
+      const page = await fetch(dashboard);
+      expect(page.status).toBe(200);
+      expect(page.headers.get('content-type')).toMatch(/text\/html/);
+      const login = await fetch(`${url}/api/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }) });
+      expect(await login.json()).toMatchObject({ role: 'analyst' });
       tail.child.kill('SIGTERM');
       npmStart.child.kill('SIGINT');
       expect((await npmStart.exited).code).toBe(0);

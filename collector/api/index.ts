@@ -31,6 +31,8 @@ export interface ApiDeps {
   agentStatus(agentId: string): AgentStatus | undefined;
   /** Closes a revoked agent's connections now. */
   dropAgent(agentId: string): void;
+  /** Closes the WebSocket subscriptions opened with a revoked token now. */
+  dropToken(tokenId: string): void;
   /** The ingest counters as JSON, for GET /api/v1/metrics. */
   countersJson(): unknown;
 }
@@ -253,6 +255,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     },
     revokeToken: ({ params }) => {
       if (!store.revokeToken(params.id)) throw new ApiError(404, `no active token ${params.id}`);
+      deps.dropToken(params.id);
       return { id: params.id, revoked: true };
     },
 
