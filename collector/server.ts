@@ -97,16 +97,24 @@ export async function startCollector(options: CollectorOptions): Promise<Running
     liveSubscribers: () => live.counters.subscribers,
     liveSessions: () => sessions.live().length,
   });
-  const commitMany = options.commitMany ?? ((commits: Commit[]) => store.commitMany(commits));
-  const timedCommitMany = async (commits: Commit[]) => {
+  const commitMany: (commits: Commit[]) => Promise<void> | void = options.commitMany ?? ((commits) => store.commitMany(commits));
+  // Timed without changing its kind: a synchronous commit (the store's own) stays synchronous, so ingest
+  // acks in the same turn as before; a writer thread's promise is timed when it settles.
+  const timedCommitMany = (commits: Commit[]): Promise<void> | void => {
     const started = performance.now();
-    let ok = false;
+    const observe = (ok: boolean) => metrics.observeCommit((performance.now() - started) / 1000, ok);
+    let result: Promise<void> | void;
     try {
-      await commitMany(commits);
-      ok = true;
-    } finally {
-      metrics.observeCommit((performance.now() - started) / 1000, ok);
+      result = commitMany(commits);
+    } catch (error) {
+      observe(false);
+      throw error;
     }
+    if (!(result instanceof Promise)) return observe(true);
+    return result.then(() => observe(true), (error: unknown) => {
+      observe(false);
+      throw error;
+    });
   };
   const ingest = new Ingest(store, (agentId, alert) => live.publish(agentId, alert), options.ingest, {
     onSessionFrame: (agentId, ws, frame) => (frame.type === 'pty' ? sessions.relay(agentId, frame) : sessions.announce(agentId, ws, frame)),
