@@ -13,6 +13,7 @@ import { newSecret, secretHash } from '../collector/auth.ts';
 import { INGEST_PATH, SHELL_TOOL, STREAM_HEADER, webSocketUrl } from '../collector/protocol/index.ts';
 import { startCollector, type RunningCollector } from '../collector/server.ts';
 import { TestChain } from '../collector/store/contract.ts';
+import { until } from './helpers/delivery.ts';
 import { openSqliteStore } from '../collector/store/sqlite/index.ts';
 import type { Role, Store } from '../collector/store/types.ts';
 
@@ -311,7 +312,7 @@ describe('alerts, triage, sessions and evidence', () => {
 });
 
 describe('metrics', () => {
-  it('counts a real ingest, a refused frame, connected agents and commit latency for Prometheus', async () => {
+  it('counts a real ingest, a refused frame, connected agents and commit latency for Prometheus; shows the agent\'s status', async () => {
     const chain = new TestChain('stream-api-0002');
     for (let i = 0; i < 3; i++) chain.event();
     const ws = new WebSocket(webSocketUrl(collector.url, INGEST_PATH), { headers: { authorization: `Bearer ${agentKey}`, [STREAM_HEADER]: chain.stream } });
@@ -326,6 +327,13 @@ describe('metrics', () => {
     expect(text).toMatch(/^omwatch_agents_connected 1$/m);
     expect(Number(/^omwatch_records_stored_total (\d+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(3);
     expect(Number(/^omwatch_store_commit_seconds_count\{outcome="ok"\} (\d+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(1);
+    // What the agent says of itself shows on the agents page.
+    ws.send(JSON.stringify({ type: 'status', version: '0.1.0', rulesVersion: 'a1b2c3d4e5f60718', outboxDepth: 7, outboxBytes: 4_096 }));
+    const agent = await until('the agent status to show', async () => {
+      const { agents } = (await (await call('/api/v1/agents', { token: tokens.analyst })).json()) as { agents: Array<{ id: string; online: boolean; version: string | null; rulesVersion: string; outboxDepth: number }> };
+      return agents.find((a) => a.id === agentId && a.version !== null);
+    });
+    expect(agent).toMatchObject({ online: true, version: '0.1.0', rulesVersion: 'a1b2c3d4e5f60718', outboxDepth: 7 });
     const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
     ws.send('{"type":"nonsense"}');
     expect(await closed).toBe(4400);
