@@ -1,15 +1,18 @@
 // The `omwatch-collector` command line. Exit codes: 0 done, 1 failed (or, for verify, a broken chain),
 // 2 the command line is wrong. Secrets are printed once, on the last line, and never logged.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { pino } from 'pino';
 import { v7 as uuidv7 } from 'uuid';
 import { WebSocket } from 'ws';
 import { newSecret, secretHash } from './auth.ts';
-import { exportLines } from './export.ts';
+import { CSV_LINE_BREAK, exportCsvLines, exportLines } from './export.ts';
+import { ExportError, writeExportBundle, type BundleResult } from './export/bundle.ts';
+import { EXPORT_FORMATS, type BundleFilter, type ExportFormat } from './export/manifest.ts';
+import { verifyExport, type ExportProblem } from './export/verify.ts';
 import { LIVE_PATH, LiveAlertFrameSchema, SESSIONS_PATH, webSocketUrl } from './protocol/index.ts';
-import { CollectorConfigError, startCollector } from './server.ts';
+import { CollectorConfigError } from './errors.ts';
 import { openSqliteStore } from './store/sqlite/index.ts';
 import { SqliteWriter } from './store/sqlite/writer.ts';
 import { ROLES, type Role, type Store } from './store/types.ts';
@@ -32,11 +35,18 @@ commands:
   agents revoke ID --data DIR      revoke an agent's key
   tail --url URL --token T [--ca FILE] [--json]
                           print alerts as they arrive (analyst token)
-  export --data DIR [--since T] [--until T] [--host H] [--session ID] [--format jsonl]
-                          write stored events and alerts as JSON lines
+  export --data DIR [--since T] [--until T] [--host H] [--session ID] [--format jsonl|csv]
+                          write the stored records, then the collector's own alerts, to stdout as
+                          JSON lines or CSV rows
+  export --data DIR [--since T] [--until T] [--host H] [--session ID] --format jsonl|csv|asciicast
+         --out DIR        write an evidence bundle to DIR (new or empty): the records as stored, the
+                          CSV or one .cast per recorded shell session open in the window, and
+                          manifest.json (each file's SHA-256, the chain heads, the filter); check it
+                          offline with verify --export. A count of records goes to stderr on a terminal
   export --data DIR --session ID --format asciicast [--out FILE]
-                          write a recorded shell session as an asciicast v2 file (asciinema play);
-                          exit 1, naming them, if chunks of the recording are missing
+                          write one recorded shell session as an asciicast v2 file (asciinema play);
+                          exit 1, naming them, if chunks of the recording are missing. With
+                          --session, --out is this file unless it ends in / or names a directory
   sessions --data DIR [--json]
                           list recorded shell sessions: id, host, user, ticket, start, end, state
   sessions live --url URL --token T [--ca FILE] [--json]
@@ -44,8 +54,13 @@ commands:
   sessions kill ID --url URL --token T [--ca FILE]
                           end a live recorded shell; the agent ends it within a second and records
                           who ended it (analyst token)
-  verify --data DIR       recompute every stream's hash chain; print the first broken record of
+  verify --data DIR [--json]
+                          recompute every stream's hash chain; print the first broken record of
                           each stream; exit 1 if any is broken
+  verify --export DIR [--json]
+                          check an export bundle offline: each file against the manifest, every
+                          record's hash and link, the chain heads, the CSV and recordings against
+                          their records; name the first altered record; exit 1 if any was altered
   version | help`;
 
 class UsageError extends Error {}
@@ -100,6 +115,8 @@ async function main(argv: string[]): Promise<number> {
         logger.fatal({ err: error.message }, 'the SQLite writer thread died');
         process.exit(1);
       });
+      // Loaded here: the server (fastify, the API) costs every other command ~1 s of start-up.
+      const { startCollector } = await import('./server.ts');
       let collector: Awaited<ReturnType<typeof startCollector>>;
       try {
         await writer.ready();
@@ -198,35 +215,44 @@ async function main(argv: string[]): Promise<number> {
       return tail(required('tail', values.url, '--url URL'), token, values.ca ? readFileSync(values.ca, 'utf8') : undefined, Boolean(values.json));
     }
     case 'export': {
-      const { values } = parse('export', args, {
+      const { values, positionals } = parse('export', args, {
         data: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' }, host: { type: 'string' }, format: { type: 'string' },
         session: { type: 'string' }, out: { type: 'string' },
       });
       if (values.help) return help();
+      if (positionals.length > 0) throw new UsageError(`omwatch-collector export: unexpected '${positionals[0]}'`);
       const format = values.format ?? 'jsonl';
-      if (format !== 'jsonl' && format !== 'asciicast') throw new UsageError(`omwatch-collector export: --format must be jsonl or asciicast, got ${JSON.stringify(values.format)}`);
+      if (!isExportFormat(format)) throw new UsageError(`omwatch-collector export: --format must be jsonl, csv or asciicast, got ${JSON.stringify(values.format)}`);
+      const filter = exportFilterOf(values);
+      const dataDir = required('export', values.data, '--data DIR');
+      const { out } = values;
+      if (out === '') throw new UsageError('omwatch-collector export: --out must name a directory (or, for one session\'s .cast, a file)');
+      // --out is a bundle directory, except in the single-session form kept from before bundles:
+      // --format asciicast --session ID --out FILE, where FILE neither ends in / nor is a directory.
+      const outIsDirectory = out !== undefined && (out.endsWith('/') || statSync(out, { throwIfNoEntry: false })?.isDirectory() === true);
+      const oneCast = format === 'asciicast' && values.session !== undefined && !outIsDirectory;
+      if (out !== undefined && !oneCast) return exportBundle(dataDir, out, format, filter);
       if (format === 'asciicast') {
         const session = required('export --format asciicast', values.session, '--session ID');
-        return exportCast(required('export', values.data, '--data DIR'), session, values.out);
+        for (const flag of ['since', 'until', 'host'] as const) {
+          if (values[flag] !== undefined) throw new UsageError(`omwatch-collector export: --${flag} selects the sessions of a bundle; one session's .cast takes --session alone (for a bundle, give --out DIR/)`);
+        }
+        return exportCast(dataDir, session, out);
       }
-      if (values.out !== undefined) throw new UsageError('omwatch-collector export: --out is for --format asciicast; JSON lines go to stdout');
-      for (const flag of ['since', 'until'] as const) {
-        const value = values[flag];
-        if (value !== undefined && Number.isNaN(Date.parse(value))) throw new UsageError(`omwatch-collector export: --${flag} must be an ISO time, got ${JSON.stringify(value)}`);
-      }
-      const store = openStore(required('export', values.data, '--data DIR'));
+      const store = openStore(dataDir);
+      // On a terminal the rows themselves are the progress; a count goes to stderr only beside a redirect.
+      const progress = progressLine('exporting', !process.stdout.isTTY);
       try {
-        const filter = {
-          includeCollectorAlerts: true,
-          ...(values.since ? { since: new Date(values.since).toISOString() } : {}),
-          ...(values.until ? { until: new Date(values.until).toISOString() } : {}),
-          ...(values.host ? { hostId: values.host } : {}),
-          ...(values.session ? { sessionId: values.session } : {}),
-        };
-        for (const line of exportLines(store, filter)) {
-          if (!process.stdout.write(`${line}\n`)) await new Promise((resolve) => process.stdout.once('drain', resolve));
+        const recordFilter = { includeCollectorAlerts: true, ...filter };
+        const lines = format === 'csv' ? exportCsvLines(store, recordFilter) : exportLines(store, recordFilter);
+        const lineBreak = format === 'csv' ? CSV_LINE_BREAK : '\n';
+        let written = format === 'csv' ? -1 : 0;
+        for (const line of lines) {
+          if (!process.stdout.write(`${line}${lineBreak}`)) await new Promise((resolve) => process.stdout.once('drain', resolve));
+          if (++written > 0 && written % 1_000 === 0) progress.update(written);
         }
       } finally {
+        progress.done();
         store.close();
       }
       return 0;
@@ -264,8 +290,13 @@ async function main(argv: string[]): Promise<number> {
       }
     }
     case 'verify': {
-      const { values } = parse('verify', args, { data: { type: 'string' }, json: { type: 'boolean' } });
+      const { values, positionals } = parse('verify', args, { data: { type: 'string' }, export: { type: 'string' }, json: { type: 'boolean' } });
       if (values.help) return help();
+      if (positionals.length > 0) throw new UsageError(`omwatch-collector verify: unexpected '${positionals[0]}'`);
+      if (values.export !== undefined) {
+        if (values.data !== undefined) throw new UsageError('omwatch-collector verify: --data DIR checks a store, --export DIR an export bundle; give one of them');
+        return verifyBundle(values.export, Boolean(values.json));
+      }
       const store = openStore(required('verify', values.data, '--data DIR'));
       try {
         const verdicts = verifyStore(store);
@@ -389,6 +420,114 @@ async function tail(url: string, token: string, caPem: string | undefined, json:
     ws.on('close', () => resolve(0));
     for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => ws.close());
   });
+}
+
+function isExportFormat(format: string): format is ExportFormat {
+  return (EXPORT_FORMATS as readonly string[]).includes(format);
+}
+
+/** The export filter from the command line, times as ISO instants; a bad value names its flag. */
+function exportFilterOf(values: { since?: string | undefined; until?: string | undefined; host?: string | undefined; session?: string | undefined }): BundleFilter {
+  const time = (flag: 'since' | 'until') => {
+    const value = values[flag];
+    if (value === undefined) return undefined;
+    const ms = Date.parse(value);
+    if (Number.isNaN(ms)) throw new UsageError(`omwatch-collector export: --${flag} must be an ISO time, got ${JSON.stringify(value)}`);
+    return new Date(ms).toISOString();
+  };
+  const since = time('since');
+  const until = time('until');
+  if (since !== undefined && until !== undefined && since >= until) throw new UsageError(`omwatch-collector export: --since ${since} must be before --until ${until}`);
+  for (const flag of ['host', 'session'] as const) {
+    if (values[flag] === '') throw new UsageError(`omwatch-collector export: --${flag} must not be empty`);
+  }
+  return {
+    ...(since === undefined ? {} : { since }),
+    ...(until === undefined ? {} : { until }),
+    ...(values.host === undefined ? {} : { hostId: values.host }),
+    ...(values.session === undefined ? {} : { sessionId: values.session }),
+  };
+}
+
+/** `\r`-updated progress on stderr, on a terminal only: on a pipe or in a file it would be noise. */
+function progressLine(verb: string, wanted = true): { update(records: number): void; done(): void } {
+  if (!wanted || !process.stderr.isTTY) return { update() {}, done() {} };
+  let shownAt = 0;
+  return {
+    update(records) {
+      const now = Date.now();
+      if (now - shownAt < 100) return;
+      shownAt = now;
+      process.stderr.write(`\r${verb} ${records.toLocaleString('en-US')} records…`);
+    },
+    done() {
+      if (shownAt > 0) process.stderr.write('\r\u001b[K');
+    },
+  };
+}
+
+/** Writes an export bundle; exit 1 if a session asked for is not stored (or cannot be rebuilt). */
+function exportBundle(dataDir: string, out: string, format: ExportFormat, filter: BundleFilter): number {
+  const found = statSync(out, { throwIfNoEntry: false });
+  if (found && !found.isDirectory()) throw new UsageError(`omwatch-collector export: --out ${out} is a file; a bundle is a directory (new or empty)`);
+  if (found && readdirSync(out).length > 0) throw new UsageError(`omwatch-collector export: --out ${out} is not empty; a bundle goes to a new or empty directory`);
+  if (!found && format !== 'asciicast' && /\.(jsonl|csv|json|cast)$/i.test(out)) {
+    throw new UsageError(`omwatch-collector export: --out ${out} looks like a file name, but --out names a bundle directory; for plain ${format} leave out --out and redirect stdout`);
+  }
+  const store = openStore(dataDir);
+  const progress = progressLine('exporting');
+  let result: BundleResult;
+  try {
+    result = writeExportBundle(store, { dir: out, format, filter, collectorVersion: VERSION, onProgress: (records) => progress.update(records) });
+  } catch (error) {
+    if (!(error instanceof ExportError) || error.code !== 'EXPORT_NO_SESSION') throw error;
+    console.error(`omwatch-collector: ${printable(error.message)}`);
+    return 1;
+  } finally {
+    progress.done();
+    store.close();
+  }
+  for (const warning of result.warnings) console.error(`omwatch-collector: ${printable(warning)}`);
+  const { manifest } = result;
+  const sessions = format === 'asciicast' ? `${counted(manifest.sessions.length, 'session')}, ` : '';
+  const streams = new Set(manifest.streams.map((h) => h.stream)).size;
+  console.log(`exported ${sessions}${counted(manifest.records, 'record')} of ${counted(streams, 'stream')} and ${counted(manifest.collectorAlerts, 'collector alert')} to ${printable(out)} (${counted(manifest.files.length, 'file')} and manifest.json); check it with: omwatch-collector verify --export ${printable(out)}`);
+  return 0;
+}
+
+function counted(n: number, what: string): string {
+  return `${n.toLocaleString('en-US')} ${what}${n === 1 ? '' : 's'}`;
+}
+
+/** Checks an export bundle offline; exit 0 verified, 1 altered. */
+function verifyBundle(dir: string, json: boolean): number {
+  const found = dir === '' ? undefined : statSync(dir, { throwIfNoEntry: false });
+  if (!found?.isDirectory()) throw new UsageError(`omwatch-collector verify: --export must name an export directory, got ${JSON.stringify(dir)} (${found ? 'not a directory' : 'no such directory'})`);
+  const progress = progressLine('verifying');
+  let verdict: ReturnType<typeof verifyExport>;
+  try {
+    verdict = verifyExport(dir, { onProgress: (records) => progress.update(records) });
+  } finally {
+    progress.done();
+  }
+  if (json) {
+    console.log(JSON.stringify(verdict));
+    return verdict.ok ? 0 : 1;
+  }
+  const where = (p: ExportProblem) => `${p.file}${p.line === undefined ? '' : ` line ${p.line}`}${p.stream === undefined ? '' : ` (stream ${p.stream}${p.seq === undefined ? '' : ` seq ${p.seq}`})`}`;
+  for (const p of verdict.problems) console.log(`ALTERED ${printable(where(p))}: ${printable(p.reason)}`);
+  if (verdict.problemCount > verdict.problems.length) console.log(`… and ${verdict.problemCount - verdict.problems.length} more`);
+  if (!verdict.ok) {
+    const first = verdict.firstAltered!;
+    console.log(`export ${printable(dir)} ALTERED: ${counted(verdict.problemCount, 'problem')}; first: ${printable(where(first))}: ${printable(first.reason)}`);
+    return 1;
+  }
+  for (const head of verdict.heads) {
+    console.log(printable(`ok     stream ${head.stream} (agent ${head.agentId}) in ${head.file}: ${counted(head.records, 'record')}, seq ${head.firstSeq}–${head.lastSeq}${head.contiguous ? ', contiguous' : `, ${counted(head.missing.length, 'range')} left out`}; prev of the first ${head.firstPrev}, hash of the last ${head.lastHash}`));
+  }
+  const sessions = verdict.sessions > 0 ? `, ${counted(verdict.sessions, 'session recording')}` : '';
+  console.log(`verified export ${printable(dir)} (${verdict.format}, exported ${verdict.exportedAt} by collector ${printable(verdict.collectorVersion)}): ${counted(verdict.files, 'file')}, ${counted(verdict.records, 'record')} in ${counted(verdict.heads.length, 'chain segment')}${sessions}; every file, record, link and chain head is as the manifest says`);
+  return 0;
 }
 
 /** Writes a session's recording as asciicast v2; exit 1 when chunks are missing (the file would look whole). */

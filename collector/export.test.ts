@@ -1,11 +1,13 @@
-// exportLines against a real SQLite store: one JSON line per record (and collector alert), filters
-// passed through, and hostile strings that stay data, never a line break or a forged line.
+// exportLines and exportCsvLines against a real SQLite store: one JSON line or CSV row per record (and
+// collector alert), filters passed through, and hostile strings that stay data: never a line break or a
+// forged line, never a formula, markup or escape sequence a spreadsheet or terminal would act on.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { exportLines } from './export.ts';
+import { csvCell, csvHeader, CSV_COLUMNS, CSV_LINE_BREAK, exportCsvLines, exportLines, jsonLine } from './export.ts';
+import { fillEvidenceStore, HOSTILE_COMMAND_LINES, parseCsv } from './export/testing.ts';
 import { chainHash } from './protocol/chain.ts';
 import { sha256Hex, TestChain, testCollectorAlert } from './store/contract.ts';
 import { openSqliteStore } from './store/sqlite/index.ts';
@@ -153,5 +155,97 @@ describe('exportLines', () => {
     const lines = exportLines(store, {});
     expect(lines.next().done).toBe(false);
     expect(() => lines.next()).toThrow(/export: stream stream-a-0001 seq 2: stored body is not JSON/);
+  });
+});
+
+describe('csvCell', () => {
+  it('puts a single quote before a value a spreadsheet would take as a formula', () => {
+    // OWASP's list (= + - @ TAB CR), NUL (ASVS 5 1.2.10) and LF.
+    for (const start of ['=', '+', '-', '@', '\t', '\r', '\n', '\0']) {
+      const value = `${start}1+1`;
+      expect(parseCsv(`${csvCell(value)}\r\n`), JSON.stringify(value)).toEqual([[`'${value}`]]);
+    }
+    expect(csvCell('=SUM(A1:A9)')).toBe("'=SUM(A1:A9)");
+    expect(csvCell('-bash')).toBe("'-bash");
+    expect(csvCell("'=already quoted")).toBe("'=already quoted");
+    for (const plain of ['bash -i', 'a=b', '1-2', 'user@host', ' =1', '', '０=１']) expect(csvCell(plain)).toBe(plain);
+  });
+
+  it('quotes per RFC 4180 where a value holds a quote, separator or line break, and doubles its quotes', () => {
+    expect(csvCell('say "hi"')).toBe('"say ""hi"""');
+    expect(csvCell('a,b')).toBe('"a,b"');
+    expect(csvCell('a;=1+1')).toBe('"a;=1+1"');
+    expect(csvCell('a\tb')).toBe('"a\tb"');
+    expect(csvCell('one\r\ntwo')).toBe('"one\r\ntwo"');
+    expect(csvCell('=a,"b"')).toBe('"\'=a,""b"""');
+  });
+
+  it('keeps every hostile value as inert text that reads back as itself (after the formula quote)', () => {
+    for (const value of HOSTILE_COMMAND_LINES) {
+      const [[cell]] = parseCsv(`${csvCell(value)}\r\n`) as [[string]];
+      expect(cell).toBe(/^[=+\-@\t\r\n\0]/.test(value) ? `'${value}` : value);
+    }
+  });
+});
+
+describe('exportCsvLines', () => {
+  it('writes the header, then one row per record with its useful columns and the whole record last', () => {
+    const { a, b } = fillEvidenceStore(store);
+    const rows = parseCsv(`${[...exportCsvLines(store, {})].join(CSV_LINE_BREAK)}${CSV_LINE_BREAK}`);
+    expect(rows[0]).toEqual([...CSV_COLUMNS]);
+    expect(csvHeader()).toBe('time,host,host_id,kind,category,action,rule_id,rule_title,level,user,command_line,session_id,summary,agent_id,stream,seq,hash,record');
+    const records = [...a.records, ...b.records];
+    expect(rows).toHaveLength(1 + records.length);
+    const column = (row: string[], name: (typeof CSV_COLUMNS)[number]) => row[CSV_COLUMNS.indexOf(name)];
+    for (const [i, record] of records.entries()) {
+      const row = rows[i + 1]!;
+      expect(row).toHaveLength(CSV_COLUMNS.length);
+      expect(JSON.parse(column(row, 'record')!)).toEqual(record);
+      expect(column(row, 'hash')).toBe(record.hash);
+      expect(column(row, 'seq')).toBe(String(record.seq));
+      expect(column(row, 'stream')).toBe(record.stream);
+    }
+    expect(rows[1]).toEqual([
+      a.records[0]!.time, 'hmi-1', 'h1', 'event', 'process_creation', '', '', '', '', 'vendor1', `'${HOSTILE_COMMAND_LINES[0]}`, '', '',
+      'ag-a', 'stream-a-0001', '1', a.records[0]!.hash, jsonLine(a.records[0]),
+    ]);
+    const alert = rows.find((row) => column(row, 'kind') === 'alert')!;
+    expect(alert.slice(0, 14)).toEqual([
+      a.records[3]!.time, 'hmi-1', 'h1', 'alert', '', '', 'om-001', 'Remote shell outside the maintenance window', 'high', '', '', 'ssh-9',
+      'vendor1 opened a shell on hmi-07', 'ag-a',
+    ]);
+    const start = rows.find((row) => column(row, 'action') === 'start')!;
+    expect([column(start, 'category'), column(start, 'session_id'), column(start, 'user')]).toEqual(['remote_session', 'shell-0193aa00-0000-7000-8000-000000000001', 'vendor1']);
+  });
+
+  it('adds the collector alerts when asked, with the alert as the record column', () => {
+    const { collectorAlert } = fillEvidenceStore(store);
+    const rows = parseCsv(`${[...exportCsvLines(store, { includeCollectorAlerts: true })].join(CSV_LINE_BREAK)}${CSV_LINE_BREAK}`);
+    const last = rows.at(-1)!;
+    expect(last).toEqual([
+      collectorAlert.time, '', '', 'collector_alert', 'chain_broken', '', '', '', '', '', '', '', `'${collectorAlert.summary}`, 'ag-a', 'stream-a-0001', '', '',
+      jsonLine({ ...collectorAlert, details: JSON.parse(collectorAlert.details) as unknown }),
+    ]);
+  });
+
+  it('keeps hostile command lines inert: no formula, markup or escape sequence acts, and each reads back exactly', () => {
+    fillEvidenceStore(store, { hostile: HOSTILE_COMMAND_LINES });
+    const text = `${[...exportCsvLines(store, { stream: 'stream-a-0001', category: 'process_creation' })].join(CSV_LINE_BREAK)}${CSV_LINE_BREAK}`;
+    const rows = parseCsv(text).slice(1);
+    const commandLines = rows.map((row) => row[CSV_COLUMNS.indexOf('command_line')]!).slice(0, HOSTILE_COMMAND_LINES.length);
+    expect(commandLines).toEqual(HOSTILE_COMMAND_LINES.map((value) => (/^[=+\-@\t\r\n\0]/.test(value) ? `'${value}` : value)));
+    for (const row of rows) {
+      // Not one cell a spreadsheet would evaluate.
+      for (const cell of row) expect(cell, JSON.stringify(cell.slice(0, 40))).not.toMatch(/^[=+\-@\t\r\n\0]/);
+      // The record column is the record, unchanged: the JSON has the escape characters as \u escapes.
+      const record = JSON.parse(row.at(-1)!) as { fields: { CommandLine: string } };
+      // oxlint-disable-next-line no-control-regex
+      expect(row.at(-1)).not.toMatch(/[\u0000-\u001f]/);
+      expect(HOSTILE_COMMAND_LINES.concat('bash -i')).toContain(record.fields.CommandLine);
+    }
+    // The ANSI escapes are in the file as the characters they are, inside a cell, not turned into anything.
+    expect(text).toContain('\u001b[2J\u001b[1;1H');
+    expect(text).toContain('<script>alert(document.cookie)</script>');
+    expect(commandLines[10]).toHaveLength(HOSTILE_COMMAND_LINES[10]!.length);
   });
 });

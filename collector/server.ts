@@ -16,6 +16,7 @@ import { collectorMetrics } from './api/metrics.ts';
 import { Logins, sameOrigin, type LoginOptions } from './api/principal.ts';
 import { readRuleTexts, SHIPPED_PACKS } from './api/rule-texts.ts';
 import { agentFor, bearer, newSecret, secretHash, tokenFor } from './auth.ts';
+import { CollectorConfigError } from './errors.ts';
 import { Ingest, type IngestOptions } from './ingest/index.ts';
 import { LiveFeed } from './live.ts';
 import {
@@ -75,7 +76,7 @@ const EnrollBodySchema = z.strictObject({
   hostId: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/).optional(),
 });
 
-export class CollectorConfigError extends Error {}
+export { CollectorConfigError };
 
 export async function startCollector(options: CollectorOptions): Promise<RunningCollector> {
   const { store } = options;
@@ -161,7 +162,8 @@ export async function startCollector(options: CollectorOptions): Promise<Running
   });
   const webRoot = options.webRoot ?? DEFAULT_WEB_ROOT;
   if (existsSync(webRoot)) {
-    await app.register(fastifyStatic, { root: webRoot, prefix: '/', index: ['index.html'], wildcard: false, cacheControl: false });
+    // wildcard: files are looked up per request, so a rebuild while the collector runs is served as built.
+    await app.register(fastifyStatic, { root: webRoot, prefix: '/', index: ['index.html'], wildcard: true, cacheControl: false });
   } else {
     logger.warn({ webRoot }, 'the dashboard is not built (npm run build:web); the API is served without it');
   }

@@ -141,6 +141,8 @@ function stateFrame(type: SessionStateFrame['type'], sessionId: string): string 
 
 export interface SessionSummary {
   id: string;
+  /** The agent whose stream holds the session's start. */
+  agentId: string;
   host: string;
   user: string | null;
   ticket: string | null;
@@ -166,7 +168,7 @@ export function listSessions(store: Store): SessionSummary[] {
     const id = f['SessionId'];
     const text = (key: string) => (typeof f[key] === 'string' ? (f[key] as string) : null);
     const summary = sessions.get(id) ?? {
-      id, host: event.host.name, user: text('User'), ticket: text('Ticket'), start: text('StartTime') ?? event.time, end: null,
+      id, agentId: stored.agentId, host: event.host.name, user: text('User'), ticket: text('Ticket'), start: text('StartTime') ?? event.time, end: null,
       state: 'open' as const, endedBy: null, exitCode: null, flagged: false, reason: text('Reason'),
     };
     if (f['Action'] === 'start') {
@@ -197,7 +199,7 @@ const MAX_MISSING_CHUNKS = 1_000_000;
  * order. `missing` lists chunk numbers the store does not hold (dropped by the agent's buffer, or not
  * yet delivered); the caller must say so, the file alone would look whole.
  */
-export function sessionCast(store: Store, sessionId: string): { cast: string; missing: number[]; ended: boolean } {
+export function sessionCast(store: Pick<Store, 'records'>, sessionId: string): { cast: string; missing: number[]; ended: boolean } {
   let start: WireEvent | undefined;
   let end: WireEvent | undefined;
   const chunks = new Map<number, string>();

@@ -3,8 +3,8 @@
 # Runs before `npm test`; silent and well under a second when everything is already there.
 set -euo pipefail
 
-# Debian packages the test suite needs; later issues add theirs here (postgresql, chromium, iptables, …).
-PACKAGES="openssh-server openssh-client tigervnc-standalone-server asciinema"
+# Debian packages the test suite needs; later issues add theirs here (postgresql, iptables, …).
+PACKAGES="openssh-server openssh-client tigervnc-standalone-server asciinema chromium"
 
 # The file a package must have put in place, where dpkg's word alone is not enough; empty = trust dpkg.
 probe_file() {
@@ -13,6 +13,7 @@ probe_file() {
     openssh-client) echo /usr/bin/ssh ;;
     tigervnc-standalone-server) echo /usr/bin/Xtigervnc ;;
     asciinema) echo /usr/bin/asciinema ;;
+    chromium) echo /usr/bin/chromium ;;
     *) echo "" ;;
   esac
 }
@@ -23,6 +24,7 @@ tests_needing() {
     openssh-server | openssh-client) echo "SSH integration tests (test/helpers/sshd.ts)" ;;
     tigervnc-standalone-server) echo "the VNC session test (test/vnc-session.test.ts)" ;;
     asciinema) echo "the recording playback check (test/shell.test.ts)" ;;
+    chromium) echo "the dashboard tests in a real browser (test/dashboard.test.ts)" ;;
     *) echo "tests that need $1" ;;
   esac
 }

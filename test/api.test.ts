@@ -57,7 +57,7 @@ const SAMPLES: Record<RouteName, { path?: string; body?: unknown }> = {
   listAlerts: { path: '/api/v1/alerts?level=high&limit=5' },
   alert: { path: '/api/v1/alerts/ALERT' },
   triage: { path: '/api/v1/alerts/ALERT/triage', body: { action: 'acknowledge' } },
-  agents: {}, revokeAgent: { path: '/api/v1/agents/no-such-agent/revoke' },
+  collectorAlerts: { path: '/api/v1/collector-alerts?limit=10' }, agents: {}, revokeAgent: { path: '/api/v1/agents/no-such-agent/revoke' },
   sessions: {}, liveSessions: {}, session: { path: `/api/v1/sessions/${SESSION}` }, recording: { path: `/api/v1/sessions/${SESSION}/recording` },
   kill: { path: '/api/v1/sessions/sess-not-live-01/kill' },
   events: { path: '/api/v1/events?limit=5' }, export: { path: '/api/v1/export?format=jsonl' }, accessLog: {},
@@ -106,6 +106,7 @@ beforeAll(async () => {
   });
   chain.append({ id: uuidv7(), time: start, host: chain.host, product: 'linux', category: 'session_recording', fields: { SessionId: SESSION, Chunk: 0, Data: '[0.1,"o","hello from the session\\r\\n"]\n' } });
   chain.event({ sessionId: SESSION, commandLine: 'iptables -F' });
+  chain.event({ commandLine: '=HYPERLINK("http://evil.example","click")' });
   for (let i = 0; i < 5; i++) chain.alert({ summary: `alert ${i}`, sessionId: SESSION });
   alertId = chain.records.at(-1)!.id;
   // An alert of a rule the product ships, older than the rest.
@@ -233,6 +234,12 @@ describe('alerts, triage, sessions and evidence', () => {
     expect(((await (await call('/api/v1/alerts?level=medium', { token: tokens.analyst })).json()) as { alerts: Array<{ id: string }> }).alerts.map((a) => a.id)).toEqual([shippedAlertId]);
   });
 
+  it('lists the collector\'s own alerts newest first, details as JSON', async () => {
+    store.addAlert({ id: uuidv7(), time: '2026-03-01T12:00:00.000Z', type: 'agent_offline', agentId, stream: null, summary: 'agent hmi-07 offline for 90 s', details: '{"lastSeenAt":"2026-03-01T11:58:30.000Z"}' });
+    const { alerts } = (await (await call('/api/v1/collector-alerts', { token: tokens.analyst })).json()) as { alerts: Array<{ type: string; details: unknown }> };
+    expect(alerts[0]).toMatchObject({ type: 'agent_offline', details: { lastSeenAt: '2026-03-01T11:58:30.000Z' } });
+  });
+
   it('keeps the triage history: acknowledge, assign, close with a comment (required), reopen', async () => {
     const id = ((await (await call('/api/v1/alerts?limit=1', { token: tokens.analyst })).json()) as { alerts: Array<{ id: string }> }).alerts[0]!.id;
     const stepsBefore = store.triageOf(id).history.length;
@@ -282,7 +289,7 @@ describe('alerts, triage, sessions and evidence', () => {
     await call(`/api/v1/sessions/${SESSION}`, { token: tokens.auditor });
     await call(`/api/v1/sessions/${SESSION}/recording`, { token: tokens.auditor });
     const exported = await call('/api/v1/export?format=jsonl', { token: tokens.auditor });
-    expect((await exported.text()).trimEnd().split('\n')).toHaveLength(9);
+    expect((await exported.text()).trimEnd().split('\n')).toHaveLength(10);
     await call(`/api/v1/sessions/${SESSION}`, { token: tokens.analyst });
     const log = (await (await call('/api/v1/access-log', { token: tokens.auditor })).json()) as { entries: Array<{ id: number; by: string; action: string; target: string; status: number }> };
     const fresh = log.entries.filter((e) => e.id > since).toReversed();
@@ -300,6 +307,15 @@ describe('alerts, triage, sessions and evidence', () => {
       .map((spec) => `| ${spec.websocket ? 'WS' : spec.method} \`${spec.path}\` | ${spec.roles.length > 0 ? spec.roles.join(', ') : 'anyone'} |`)
       .filter((row) => !doc.includes(row));
     expect(missing).toEqual([]);
+  });
+
+  it('exports CSV for spreadsheets with a formula typed as a command line kept as text', async () => {
+    const response = await call('/api/v1/export?format=csv', { token: tokens.auditor });
+    expect(response.headers.get('content-type')).toMatch(/text\/csv/);
+    expect(response.headers.get('content-disposition')).toMatch(/attachment; filename="omwatch-export-.*\.csv"/);
+    const text = await response.text();
+    expect(text).toContain(`'=HYPERLINK(""http://evil.example"",""click"")`);
+    expect(text).not.toMatch(/(^|,)=HYPERLINK/m);
   });
 
   it('publishes an OpenAPI document of every route with its roles', async () => {

@@ -67,6 +67,11 @@ export const ROUTES = {
     body: z.strictObject({ action: z.enum(TRIAGE_ACTIONS), assignee: shortText.optional(), comment: z.string().max(4_000).optional() }),
   },
 
+  collectorAlerts: {
+    method: 'GET', path: '/api/v1/collector-alerts', roles: ['analyst'], summary: 'The collector\'s own alerts (chain_broken, agent_offline), newest first',
+    query: z.strictObject({ ...window, limit }),
+  },
+
   agents: { method: 'GET', path: '/api/v1/agents', roles: ['admin', 'analyst'], summary: 'Agents: online, last seen, version, rules version, outbox depth' },
   revokeAgent: { method: 'POST', path: '/api/v1/agents/:id/revoke', roles: ['admin'], summary: 'Revoke an agent key; its connections close', audit: 'change', params: idParam },
 
@@ -87,8 +92,8 @@ export const ROUTES = {
     query: z.strictObject({ ...window, host: shortText.optional(), category: z.string().regex(/^[a-z_]{1,64}$/).optional(), session: SessionIdSchema.optional(), cursor, limit }),
   },
   export: {
-    method: 'GET', path: '/api/v1/export', roles: ['auditor'], summary: 'Export records as JSON lines', audit: 'evidence', produces: 'application/x-ndjson',
-    query: z.strictObject({ ...window, host: shortText.optional(), session: SessionIdSchema.optional(), format: z.enum(['jsonl']).default('jsonl') }),
+    method: 'GET', path: '/api/v1/export', roles: ['auditor'], summary: 'Export records as JSON lines or CSV (formula-safe)', audit: 'evidence', produces: 'application/x-ndjson',
+    query: z.strictObject({ ...window, host: shortText.optional(), session: SessionIdSchema.optional(), format: z.enum(['jsonl', 'csv']).default('jsonl') }),
   },
   accessLog: {
     method: 'GET', path: '/api/v1/access-log', roles: ['admin', 'auditor'], summary: 'Who read which evidence, who changed what; newest first',

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 import { newSecret, secretHash } from '../auth.ts';
-import { exportLines } from '../export.ts';
+import { CSV_LINE_BREAK, exportCsvLines, exportLines } from '../export.ts';
 import type { WireAlert, WireRecord } from '../protocol/index.ts';
 import { listSessions, SessionNotFoundError, sessionCast, type LiveSessions } from '../sessions.ts';
 import type { AlertListing, PageCursor, Store, StoredRecord, TriageState } from '../store/types.ts';
@@ -160,6 +160,11 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
       return store.triageOf(params.id);
     },
 
+    collectorAlerts: ({ query }) => ({
+      alerts: store.collectorAlerts(optional({ since: query.since, until: query.until })).toReversed().slice(0, query.limit)
+        .map((alert) => ({ ...alert, details: parseDetails(alert.details) })),
+    }),
+
     agents: () => ({
       agents: store.listAgents().map((agent) => {
         const status = deps.agentStatus(agent.id);
@@ -231,12 +236,14 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     },
     export: ({ query, reply }) => {
       const filter = optional({ since: query.since, until: query.until, hostId: query.host, sessionId: query.session });
-      const lines = exportLines(store, filter);
+      const csv = query.format === 'csv';
+      const lines = csv ? exportCsvLines(store, filter) : exportLines(store, filter);
+      const lineBreak = csv ? CSV_LINE_BREAK : '\n';
       const name = `omwatch-export-${new Date().toISOString().replace(/[:.]/g, '-')}.${query.format}`;
       reply.header('content-disposition', `attachment; filename="${name}"`);
-      reply.type('application/x-ndjson; charset=utf-8');
+      reply.type(csv ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8');
       return reply.send(Readable.from((function* () {
-        for (const line of lines) yield `${line}\n`;
+        for (const line of lines) yield `${line}${lineBreak}`;
       })()));
     },
     accessLog: ({ query }) => {
@@ -338,6 +345,15 @@ function alertItem(listing: AlertListing): AlertItem {
     rule: { id: alert.rule.id, title: alert.rule.title, author: alert.rule.author, tags: alert.rule.tags },
     sessionId: alert.sessionId ?? null, summary: alert.summary, eventIds: alert.eventIds, state: listing.state, assignee: listing.assignee,
   };
+}
+
+/** Details are JSON the collector wrote; kept as text if they are not, rather than lost. */
+function parseDetails(details: string): unknown {
+  try {
+    return JSON.parse(details) as unknown;
+  } catch {
+    return details;
+  }
 }
 
 /** A stored record as the API shows it: the record as the agent sent it, and where it is stored. */
