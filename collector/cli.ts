@@ -17,7 +17,7 @@ import { openSqliteStore } from './store/sqlite/index.ts';
 import { SqliteWriter } from './store/sqlite/writer.ts';
 import { ROLES, type Role, type Store } from './store/types.ts';
 import { verifyStore } from './verify.ts';
-import { listSessions, SessionNotFoundError, sessionCast } from './sessions.ts';
+import { listSessions, rangesText, SessionNotFoundError, sessionCast } from './sessions.ts';
 
 const VERSION = '0.1.0';
 
@@ -546,8 +546,8 @@ function exportCast(dataDir: string, sessionId: string, out: string | undefined)
   if (out) writeFileSync(out, result.cast, { mode: 0o600 });
   else process.stdout.write(result.cast);
   if (!result.ended) console.error(`omwatch-collector: session ${sessionId} has no end stored yet (live, or its agent has not delivered it): the recording may continue`);
-  if (result.missing.length > 0) {
-    console.error(`omwatch-collector: session ${sessionId}: recording chunks ${result.missing.join(', ')} are not in the store (dropped by the agent's buffer or not yet delivered); the file lacks them`);
+  if (result.missingCount > 0) {
+    console.error(`omwatch-collector: session ${sessionId}: recording chunks ${rangesText(result.missing)} (${result.missingCount} in all) are not in the store (dropped by the agent's buffer or not yet delivered); the file lacks them`);
     return 1;
   }
   return 0;

@@ -191,15 +191,14 @@ export function listSessions(store: Store): SessionSummary[] {
 
 export class SessionNotFoundError extends Error {}
 
-/** An end that counts more chunks than this past those held is not believed (a whole file of gaps). */
-const MAX_MISSING_CHUNKS = 1_000_000;
-
 /**
  * A session's recording as an asciicast v2 file: the header from its start event, then its chunks in
- * order. `missing` lists chunk numbers the store does not hold (dropped by the agent's buffer, or not
- * yet delivered); the caller must say so, the file alone would look whole.
+ * order. `missing` gives the chunk numbers the store does not hold (dropped by the agent's buffer, or not
+ * yet delivered) as inclusive ranges, `missingCount` how many; the caller must say so, the file alone
+ * would look whole. Work and output grow with the chunks held, never with the numbers an agent wrote
+ * on them (a chunk numbered 2^52 is one range, not 2^52 entries).
  */
-export function sessionCast(store: Pick<Store, 'records'>, sessionId: string): { cast: string; missing: number[]; ended: boolean } {
+export function sessionCast(store: Pick<Store, 'records'>, sessionId: string): { cast: string; missing: ChunkRange[]; missingCount: number; ended: boolean } {
   let start: WireEvent | undefined;
   let end: WireEvent | undefined;
   const chunks = new Map<number, string>();
@@ -226,19 +225,30 @@ export function sessionCast(store: Pick<Store, 'records'>, sessionId: string): {
     host: start.host.name,
     ticket: f['Ticket'] ?? null,
   };
-  let held = 0;
-  for (const n of chunks.keys()) held = Math.max(held, n + 1);
+  const numbers = [...chunks.keys()].sort((a, b) => a - b);
   const claimed = (end?.fields as SessionFields | undefined)?.['Chunks'];
-  if (typeof claimed === 'number' && claimed > held + MAX_MISSING_CHUNKS) {
-    throw new SessionNotFoundError(`session ${sessionId}: its end counts ${claimed} recording chunks, the store holds ${chunks.size}: not a recording this store can rebuild`);
-  }
-  const expected = typeof claimed === 'number' ? Math.max(claimed, held) : held;
-  const missing: number[] = [];
+  const expected = Math.max(typeof claimed === 'number' ? claimed : 0, (numbers.at(-1) ?? -1) + 1);
+  const missing: ChunkRange[] = [];
+  let missingCount = 0;
   const parts = [`${JSON.stringify(header)}\n`];
-  for (let n = 0; n < expected; n++) {
+  let next = 0;
+  for (const n of [...numbers, expected]) {
+    if (n > next) {
+      missing.push([next, n - 1]);
+      missingCount += n - next;
+    }
     const data = chunks.get(n);
-    if (data === undefined) missing.push(n);
-    else parts.push(data);
+    if (data !== undefined) parts.push(data);
+    next = n + 1;
   }
-  return { cast: parts.join(''), missing, ended: end !== undefined };
+  return { cast: parts.join(''), missing, missingCount, ended: end !== undefined };
+}
+
+/** Chunk numbers from, to (inclusive). */
+export type ChunkRange = [number, number];
+
+/** Ranges as people read them, in ASCII (it goes in HTTP headers too): `3, 7-9`; past `max` ranges, how many more. */
+export function rangesText(ranges: readonly ChunkRange[], max = 20): string {
+  const shown = ranges.slice(0, max).map(([from, to]) => (from === to ? String(from) : `${from}-${to}`));
+  return ranges.length > max ? `${shown.join(', ')} and ${ranges.length - max} more ranges` : shown.join(', ');
 }

@@ -65,6 +65,11 @@ const SAMPLES: Record<RouteName, { path?: string; body?: unknown }> = {
   metricsJson: {}, metrics: {}, liveAlerts: {}, liveSession: { path: `/api/v1/sessions/live?id=${SESSION}` },
 };
 
+/** A stream of the test's agent, claimed in the store, for records committed straight to it. */
+function enrollTestStream(stream: string): void {
+  store.claimStream(stream, agentId);
+}
+
 function samplePath(name: RouteName, spec: RouteSpec): string {
   return (SAMPLES[name].path ?? spec.path).replace('ALERT', alertId);
 }
@@ -283,13 +288,32 @@ describe('alerts, triage, sessions and evidence', () => {
     expect((await call('/api/v1/sessions/sess-unknown-01/recording', { token: tokens.auditor })).status).toBe(404);
   });
 
+  it('serves a recording whose agent numbered a chunk near 2^31 at once, naming the missing chunks as ranges (a number-sized loop froze it)', async () => {
+    enrollTestStream('stream-api-0003');
+    const chain = new TestChain('stream-api-0003');
+    const start = '2026-03-02T10:00:00.000Z';
+    chain.append({
+      id: uuidv7(), time: start, host: chain.host, product: 'linux', category: 'remote_session',
+      fields: { SessionId: 'sess-forged-01', Action: 'start', Protocol: 'pty', Tool: SHELL_TOOL, User: 'vendor1', StartTime: start },
+    });
+    for (const chunk of [0, 2, 2 ** 31 - 1]) {
+      chain.append({ id: uuidv7(), time: start, host: chain.host, product: 'linux', category: 'session_recording', fields: { SessionId: 'sess-forged-01', Chunk: chunk, Data: `[0.${chunk % 10},"o","c${chunk}"]\n` } });
+    }
+    store.commit(chain.commit());
+    const response = await call('/api/v1/sessions/sess-forged-01/recording', { token: tokens.auditor });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('x-omwatch-missing-chunks')).toBe(String(2 ** 31 - 1 - 2));
+    expect(response.headers.get('x-omwatch-missing-ranges')).toBe(`1, 3-${2 ** 31 - 2}`);
+    expect((await response.text()).split('\n').slice(1, -1)).toEqual(['[0.0,"o","c0"]', '[0.2,"o","c2"]', '[0.7,"o","c2147483647"]']);
+  });
+
   it('writes every auditor read of a session, recording or export to the access log, which admins and auditors read', async () => {
     const before = (await (await call('/api/v1/access-log?limit=1000', { token: tokens.admin })).json()) as { entries: Array<{ id: number }> };
     const since = before.entries[0]?.id ?? 0;
     await call(`/api/v1/sessions/${SESSION}`, { token: tokens.auditor });
     await call(`/api/v1/sessions/${SESSION}/recording`, { token: tokens.auditor });
     const exported = await call('/api/v1/export?format=jsonl', { token: tokens.auditor });
-    expect((await exported.text()).trimEnd().split('\n')).toHaveLength(10);
+    expect((await exported.text()).trimEnd().split('\n')).toHaveLength(store.counts().records);
     await call(`/api/v1/sessions/${SESSION}`, { token: tokens.analyst });
     const log = (await (await call('/api/v1/access-log', { token: tokens.auditor })).json()) as { entries: Array<{ id: number; by: string; action: string; target: string; status: number }> };
     const fresh = log.entries.filter((e) => e.id > since).toReversed();

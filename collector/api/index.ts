@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { newSecret, secretHash } from '../auth.ts';
 import { CSV_LINE_BREAK, exportCsvLines, exportLines } from '../export.ts';
 import type { WireAlert, WireRecord } from '../protocol/index.ts';
-import { listSessions, SessionNotFoundError, sessionCast, type LiveSessions } from '../sessions.ts';
+import { listSessions, rangesText, SessionNotFoundError, sessionCast, type LiveSessions } from '../sessions.ts';
 import type { AlertListing, PageCursor, Store, StoredRecord, TriageState } from '../store/types.ts';
 import { allows, LEVELS, ROUTES, type RouteName, type RouteSpec } from './access.ts';
 import type { CollectorMetrics } from './metrics.ts';
@@ -211,9 +211,10 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     },
     recording: ({ params, reply }) => {
       try {
-        const { cast, missing } = sessionCast(store, params.id);
-        // The file alone would look whole: the header says which chunks the store does not hold.
-        return reply.type('application/x-asciicast; charset=utf-8').header('x-omwatch-missing-chunks', missing.join(',')).send(cast);
+        const { cast, missing, missingCount } = sessionCast(store, params.id);
+        // The file alone would look whole: headers say how many chunks the store lacks, and which.
+        return reply.type('application/x-asciicast; charset=utf-8').header('x-omwatch-missing-chunks', String(missingCount))
+          .header('x-omwatch-missing-ranges', rangesText(missing)).send(cast);
       } catch (error) {
         if (error instanceof SessionNotFoundError) throw new ApiError(404, error.message);
         throw error;

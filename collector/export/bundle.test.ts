@@ -149,9 +149,9 @@ describe('writeExportBundle', () => {
     shellSession(chain, 'shell-1', { chunks: ['[0.1, "o", "a"]\n', '[0.2, "o", "b"]\n', '[0.3, "o", "c"]\n'] });
     deliver(store, chain, 'ag-1', chain.records.filter((r) => (r as { fields?: { Chunk?: number } }).fields?.Chunk !== 1));
     const { manifest, warnings } = bundle('asciicast');
-    expect(manifest.sessions[0]).toMatchObject({ id: 'shell-1', ended: true, missingChunks: [1] });
+    expect(manifest.sessions[0]).toMatchObject({ id: 'shell-1', ended: true, missingChunks: [[1, 1]] });
     expect(read('sessions/shell-1.cast')).toBe(sessionCast(store, 'shell-1').cast);
-    expect(warnings).toEqual([expect.stringMatching(/^session shell-1: recording chunks 1 are not in the store .*sessions\/shell-1\.cast lacks them$/)]);
+    expect(warnings).toEqual([expect.stringMatching(/^session shell-1: recording chunks 1 \(1 in all\) are not in the store .*sessions\/shell-1\.cast lacks them$/)]);
   });
 
   it('names session files safely: an id an agent chose cannot leave the folder or collide, even ignoring case', () => {

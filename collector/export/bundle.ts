@@ -7,6 +7,7 @@ import { collectorAlertEntries, csvHeader, csvRow, CSV_LINE_BREAK, jsonLine, rec
 import { SHELL_TOOL } from '../protocol/index.ts';
 import type { RecordFilter, Store } from '../store/types.ts';
 import { castOf, sessionFileName } from './cast.ts';
+import { rangesText } from '../sessions.ts';
 import {
   HeadTracker, MANIFEST_FILE, manifestDigest, type BundleFilter, type ExportFormat, type FileEntry, type Manifest, type SessionEntry, type StreamHead,
 } from './manifest.ts';
@@ -111,7 +112,7 @@ function writeContents(store: Store, options: BundleOptions, opened: OpenFiles):
       castFile.write(cast.cast);
       files.push(opened.close(castFile));
       sessions.push({ id: sessionId, cast: castPath, records: recordsPath, ended: cast.ended, missingChunks: cast.missing });
-      if (cast.missing.length > 0) warnings.push(`session ${sessionId}: recording chunks ${cast.missing.join(', ')} are not in the store (dropped by the agent's buffer or not yet delivered); ${castPath} lacks them`);
+      if (cast.missingCount > 0) warnings.push(`session ${sessionId}: recording chunks ${rangesText(cast.missing)} (${cast.missingCount} in all) are not in the store (dropped by the agent's buffer or not yet delivered); ${castPath} lacks them`);
       if (!cast.ended) warnings.push(`session ${sessionId} has no end stored yet (live, or its agent has not delivered it): the recording may continue`);
     }
   } else {

@@ -57,7 +57,8 @@ export const SessionEntrySchema = z.strictObject({
   /** Whether the session's end is among its records (if not, it was live or not yet delivered). */
   ended: z.boolean(),
   /** Recording chunks the store did not hold: the cast lacks them. */
-  missingChunks: z.array(count),
+  /** Chunk numbers the store lacked, as inclusive ranges. */
+  missingChunks: z.array(z.tuple([count, count])).max(1_000_000),
 });
 export type SessionEntry = z.infer<typeof SessionEntrySchema>;
 

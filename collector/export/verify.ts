@@ -10,6 +10,7 @@ import { chainHash } from '../protocol/chain.ts';
 import { CSV_FILE } from './bundle.ts';
 import { castOf, storedView } from './cast.ts';
 import { MANIFEST_FILE, manifestDigest, ManifestSchema, type FileEntry, type Manifest, type SessionEntry, type StreamHead } from './manifest.ts';
+import { rangesText } from '../sessions.ts';
 
 /** Where a bundle differs from what its manifest and its records say, and how. */
 export interface ExportProblem {
@@ -527,8 +528,8 @@ function checkSession(dir: string, session: SessionEntry, entries: ReadonlyArray
   if (cast.ended !== session.ended) {
     problems.add({ file: session.records, reason: `the manifest says session ${session.id} ${session.ended ? 'ended' : 'had not ended'}; its records say it ${cast.ended ? 'ended' : 'had not'}` });
   }
-  if (cast.missing.join(',') !== session.missingChunks.join(',')) {
-    problems.add({ file: session.records, reason: `the manifest says chunks [${session.missingChunks.join(', ')}] of session ${session.id} are missing; its records lack [${cast.missing.join(', ')}]` });
+  if (JSON.stringify(cast.missing) !== JSON.stringify(session.missingChunks)) {
+    problems.add({ file: session.records, reason: `the manifest says chunks [${rangesText(session.missingChunks)}] of session ${session.id} are missing; its records lack [${rangesText(cast.missing)}]` });
   }
   if (!readable.has(session.cast)) return;
   const actual = readFileSync(join(dir, session.cast), 'utf8');

@@ -136,7 +136,7 @@ export const ShellCommandFields = z.strictObject({
 export const SessionRecordingFields = z.strictObject({
   ...EnrichmentFields,
   SessionId: name,
-  Chunk: z.number().int().nonnegative(),
+  Chunk: z.number().int().nonnegative().max(2 ** 31 - 1),
   Data: z.string().max(MAX_RECORDING_CHUNK_CHARS),
 });
 
