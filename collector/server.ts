@@ -139,7 +139,7 @@ export async function startCollector(options: CollectorOptions): Promise<Running
     return reply.code(201).send({ agentId: agent.id, key });
   });
 
-  const logins = new Logins(store, options.logins);
+  const logins = new Logins(store, { ...options.logins, secure: options.tls !== undefined });
   const { rules, skipped } = readRuleTexts(options.ruleFolders ?? [SHIPPED_PACKS]);
   for (const reason of skipped) logger.warn({ reason }, 'a rule folder or file could not be read; alerts of its rules show no rule text');
   app.addHook('onSend', async (_request, reply, payload) => {
@@ -151,13 +151,13 @@ export async function startCollector(options: CollectorOptions): Promise<Running
     return payload;
   });
   registerApi(app, {
-    store, logins, sessions, rules, metrics, logger, secure: options.tls !== undefined,
+    store, logins, sessions, rules, metrics, logger,
     agentOnline: (id) => online.has(id),
     agentStatus: (id) => statuses.get(id),
     dropAgent: (id) => {
       for (const ws of online.get(id) ?? []) ws.close(4401, 'the agent key was revoked');
     },
-    dropToken: (id) => closeSubscriptions((tokenId) => tokenId === id),
+    dropToken: (id) => closeSubscriptions(({ tokenId }) => tokenId === id),
     countersJson: () => ({ ingest: ingest.counters, refusals, live: live.counters, sessions: sessions.counters, agentsOnline: online.size, store: store.counts() }),
   });
   const webRoot = options.webRoot ?? DEFAULT_WEB_ROOT;
@@ -172,11 +172,13 @@ export async function startCollector(options: CollectorOptions): Promise<Running
   const pingIntervalMs = options.pingIntervalMs ?? 15_000;
   const offlineAfterMs = options.offlineAfterMs ?? 90_000;
   let closing = false;
-  /** Analysts' and dashboards' WebSockets, by the token they were opened with. */
-  const subscriptions = new Map<WebSocket, string>();
-  function closeSubscriptions(revoked: (tokenId: string) => boolean): void {
-    for (const [ws, tokenId] of subscriptions) if (revoked(tokenId)) ws.close(4401, 'the token was revoked');
+  /** Analysts' and dashboards' WebSockets, by the token (and the browser login) they were opened with. */
+  const subscriptions = new Map<WebSocket, { tokenId: string; loginId: string | undefined }>();
+  function closeSubscriptions(ended: (opener: { tokenId: string; loginId: string | undefined }) => boolean, why = 'the token was revoked'): void {
+    for (const [ws, opener] of subscriptions) if (ended(opener)) ws.close(4401, why);
   }
+  // A login that ends (logout, expiry, eviction) takes its live views with it.
+  logins.onEnd((loginId) => closeSubscriptions((opener) => opener.loginId === loginId, 'the login ended'));
   const offlineTimers = new Map<string, NodeJS.Timeout>();
   const alive = new WeakMap<WebSocket, boolean>();
   const agentSockets = new Set<WebSocket>();
@@ -190,10 +192,12 @@ export async function startCollector(options: CollectorOptions): Promise<Running
       ws.ping();
     }
     ingest.sweepGaps();
-    // A token revoked elsewhere (the CLI, another node) ends its subscriptions at the next sweep.
+    // A token revoked elsewhere (the CLI, another node) ends its subscriptions at the next sweep; an open
+    // live view keeps its login in use (the login's maximum age still ends it).
     if (subscriptions.size > 0) {
       const active = new Set(store.listTokens().filter((token) => token.revokedAt === null).map((token) => token.id));
-      closeSubscriptions((tokenId) => !active.has(tokenId));
+      closeSubscriptions(({ tokenId }) => !active.has(tokenId));
+      for (const { loginId } of subscriptions.values()) if (loginId !== undefined) logins.touch(loginId);
     }
   }, pingIntervalMs);
   pinger.unref();
@@ -278,13 +282,17 @@ export async function startCollector(options: CollectorOptions): Promise<Running
       }
       if (!allows(route, principal.token.role)) {
         refusals.forbidden++;
+        store.logAccess({
+          at: new Date().toISOString(), tokenId: principal.token.id, by: `${principal.token.role}:${principal.token.name}`,
+          action: `WS ${route.path}`, target: (request.url ?? path).slice(0, 1_000), status: 403,
+        });
         return refuse(socket, 403, `this subscription is for ${route.roles.join(', ')}; this token is ${principal.token.role}`);
       }
       const query = route.query?.safeParse(Object.fromEntries(new URL(request.url ?? '/', 'http://collector').searchParams));
       if (query && !query.success) return refuse(socket, 400, `query: ${query.error.issues[0]?.message ?? 'invalid'}`);
       store.touchToken(principal.token.id, new Date().toISOString());
       wss.handleUpgrade(request, socket, head, (ws) => {
-        subscriptions.set(ws, principal.token.id);
+        subscriptions.set(ws, { tokenId: principal.token.id, loginId: principal.loginId });
         ws.once('close', () => subscriptions.delete(ws));
         if (route === ROUTES.liveAlerts) live.subscribe(ws);
         else sessions.watch((query!.data as { id: string }).id, ws);

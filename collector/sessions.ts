@@ -3,7 +3,7 @@
 // recording put back together from its chunks as an asciicast v2 file).
 import type WebSocket from 'ws';
 import { SHELL_TOOL, type PtyFrame, type SessionKillFrame, type SessionsFrame, type SessionStateFrame, type SessionWatchFrame, type WireEvent } from './protocol/index.ts';
-import type { Store } from './store/types.ts';
+import type { Store, StoredRecord } from './store/types.ts';
 
 /** Past this much unsent output a watcher is too slow and is closed (the recording has it all). */
 const MAX_WATCHER_BUFFERED_BYTES = 8 * 1024 * 1024;
@@ -159,34 +159,44 @@ export interface SessionSummary {
 type SessionFields = Record<string, unknown>;
 
 /** Every recorded shell session the store holds, oldest first. */
-export function listSessions(store: Store): SessionSummary[] {
+export function listSessions(store: Pick<Store, 'records'>): SessionSummary[] {
   const sessions = new Map<string, SessionSummary>();
-  for (const stored of store.records({ category: 'remote_session' })) {
-    const event = JSON.parse(stored.body) as WireEvent;
-    const f = event.fields as SessionFields;
-    if (f['Tool'] !== SHELL_TOOL || typeof f['SessionId'] !== 'string') continue;
-    const id = f['SessionId'];
-    const text = (key: string) => (typeof f[key] === 'string' ? (f[key] as string) : null);
-    const summary = sessions.get(id) ?? {
-      id, agentId: stored.agentId, host: event.host.name, user: text('User'), ticket: text('Ticket'), start: text('StartTime') ?? event.time, end: null,
-      state: 'open' as const, endedBy: null, exitCode: null, flagged: false, reason: text('Reason'),
-    };
-    if (f['Action'] === 'start') {
-      summary.flagged = f['Flagged'] === true;
-      summary.reason = text('Reason');
-    } else if (f['Action'] === 'end') {
-      summary.end = event.time;
-      summary.state = 'ended';
-      summary.endedBy = text('EndedBy');
-      summary.exitCode = typeof f['ExitCode'] === 'number' ? f['ExitCode'] : null;
-    } else if (f['Action'] === 'refused') {
-      summary.end = event.time;
-      summary.state = 'refused';
-      summary.reason = text('Reason');
-    }
-    sessions.set(id, summary);
-  }
+  for (const stored of store.records({ category: 'remote_session' })) fold(sessions, stored);
   return [...sessions.values()].sort((a, b) => a.start.localeCompare(b.start));
+}
+
+/** One recorded shell session, read through the session index (not a scan of every session). */
+export function sessionSummary(store: Pick<Store, 'records'>, sessionId: string): SessionSummary | undefined {
+  const sessions = new Map<string, SessionSummary>();
+  for (const stored of store.records({ sessionId, category: 'remote_session' })) fold(sessions, stored);
+  return sessions.get(sessionId);
+}
+
+/** Adds a remote_session event to the summaries: its start, end or refusal. Other tools' sessions are left out. */
+function fold(sessions: Map<string, SessionSummary>, stored: StoredRecord): void {
+  const event = JSON.parse(stored.body) as WireEvent;
+  const f = event.fields as SessionFields;
+  if (f['Tool'] !== SHELL_TOOL || typeof f['SessionId'] !== 'string') return;
+  const id = f['SessionId'];
+  const text = (key: string) => (typeof f[key] === 'string' ? (f[key] as string) : null);
+  const summary = sessions.get(id) ?? {
+    id, agentId: stored.agentId, host: event.host.name, user: text('User'), ticket: text('Ticket'), start: text('StartTime') ?? event.time, end: null,
+    state: 'open' as const, endedBy: null, exitCode: null, flagged: false, reason: text('Reason'),
+  };
+  if (f['Action'] === 'start') {
+    summary.flagged = f['Flagged'] === true;
+    summary.reason = text('Reason');
+  } else if (f['Action'] === 'end') {
+    summary.end = event.time;
+    summary.state = 'ended';
+    summary.endedBy = text('EndedBy');
+    summary.exitCode = typeof f['ExitCode'] === 'number' ? f['ExitCode'] : null;
+  } else if (f['Action'] === 'refused') {
+    summary.end = event.time;
+    summary.state = 'refused';
+    summary.reason = text('Reason');
+  }
+  sessions.set(id, summary);
 }
 
 export class SessionNotFoundError extends Error {}

@@ -214,6 +214,33 @@ describe('the API against the access table', () => {
     expect((await call('/api/v1/session', { method: 'POST', body: JSON.stringify({ token: made.secret }) })).status).toBe(401);
   });
 
+  it('ends a login\'s live views when it logs out; caps logins per token without touching another token\'s', async () => {
+    const { cookie, csrf } = await login('analyst');
+    const headers = { cookie, origin: collector.url, 'x-omwatch-csrf': csrf };
+    const feed = new WebSocket(webSocketUrl(collector.url, '/api/v1/live'), { headers: { cookie, origin: collector.url } });
+    await new Promise((resolve) => feed.once('open', resolve));
+    const feedClosed = new Promise<number>((resolve) => feed.once('close', (code) => resolve(code)));
+    expect((await call('/api/v1/session', { method: 'DELETE', headers })).status).toBe(204);
+    expect(await feedClosed).toBe(4401);
+
+    const admin = await login('admin');
+    const first = await login('auditor');
+    for (let i = 0; i < 32; i++) await login('auditor');
+    expect((await call('/api/v1/session', { headers: { cookie: first.cookie } })).status).toBe(401);
+    expect((await call('/api/v1/session', { headers: { cookie: admin.cookie } })).status).toBe(200);
+  });
+
+  it('serves a login only to our own pages: a cross-site request carrying the cookie is refused and logged', async () => {
+    const { cookie } = await login('auditor');
+    expect((await call('/api/v1/export', { headers: { cookie, 'sec-fetch-site': 'cross-site' } })).status).toBe(403);
+    expect((await call('/api/v1/export', { headers: { cookie, 'sec-fetch-site': 'same-site' } })).status).toBe(403);
+    expect((await call('/api/v1/sessions', { headers: { cookie, 'sec-fetch-site': 'same-origin' } })).status).toBe(200);
+    expect(await upgrade('/api/v1/live', { cookie, origin: collector.url, 'sec-fetch-site': 'same-site' })).toBe(401);
+    expect(await upgrade('/api/v1/live', { cookie, origin: collector.url })).toBe(403);
+    const log = store.accessLog({ limit: 3 });
+    expect(log.map((e) => [e.action, e.status])).toEqual([['WS /api/v1/live', 403], ['GET /api/v1/sessions', 200], ['GET /api/v1/export', 403]]);
+  });
+
   it('names the field a bad input got wrong', async () => {
     const body = (await (await call('/api/v1/alerts?limit=5000', { token: tokens.analyst })).json()) as { error: string };
     expect(body.error).toMatch(/query limit/);
@@ -233,7 +260,7 @@ describe('alerts, triage, sessions and evidence', () => {
     const rest = (await (await call(`/api/v1/alerts?limit=10&rule=om-001&cursor=${first.next}`, { token: tokens.analyst })).json()) as { alerts: Array<{ summary: string }>; next: string | null };
     expect(rest.alerts.map((a) => a.summary)).toEqual(['alert 2', 'alert 1', 'alert 0']);
     expect(rest.next).toBeNull();
-    const filtered = (await (await call(`/api/v1/alerts?session=${SESSION}&level=high,critical&host=hmi-07`, { token: tokens.analyst })).json()) as { alerts: unknown[] };
+    const filtered = (await (await call(`/api/v1/alerts?session=${SESSION}&level=high,critical&host=host-0001`, { token: tokens.analyst })).json()) as { alerts: unknown[] };
     expect(filtered.alerts).toHaveLength(5);
     expect(((await (await call('/api/v1/alerts?level=low', { token: tokens.analyst })).json()) as { alerts: unknown[] }).alerts).toHaveLength(0);
     expect(((await (await call('/api/v1/alerts?level=medium', { token: tokens.analyst })).json()) as { alerts: Array<{ id: string }> }).alerts.map((a) => a.id)).toEqual([shippedAlertId]);
@@ -258,7 +285,13 @@ describe('alerts, triage, sessions and evidence', () => {
     expect(detail.alert).toMatchObject({ state: 'closed', assignee: 'bob' });
     expect(detail.history.slice(stepsBefore).map((h) => [h.by, h.action, h.comment])).toEqual([['analyst:analyst-1', 'assign', null], ['analyst:analyst-1', 'close', 'vendor work under CHG-7']]);
     expect(((await (await call('/api/v1/alerts?state=closed', { token: tokens.analyst })).json()) as { alerts: Array<{ id: string }> }).alerts.map((a) => a.id)).toEqual([id]);
+    // Steps from where the alert is: nothing but reopen on a closed alert.
+    expect((await step({ action: 'acknowledge' })).status).toBe(409);
+    expect((await step({ action: 'close', comment: 'again' })).status).toBe(409);
+    expect((await step({ action: 'assign', assignee: 'carol' })).status).toBe(409);
     expect((await step({ action: 'reopen' })).status).toBe(200);
+    expect((await step({ action: 'reopen' })).status).toBe(409);
+    expect(store.triageOf(id).history.slice(stepsBefore).map((h) => h.action)).toEqual(['assign', 'close', 'reopen']);
   });
 
   it('shows an alert with its events and the text of its rule, author kept; a rule the collector lacks has none', async () => {
@@ -275,7 +308,10 @@ describe('alerts, triage, sessions and evidence', () => {
 
   it('lists sessions, shows one with its events and alerts, and serves its recording', async () => {
     const list = (await (await call('/api/v1/sessions', { token: tokens.auditor })).json()) as { sessions: Array<{ id: string; user: string; ticket: string; live: boolean }> };
-    expect(list.sessions).toEqual([expect.objectContaining({ id: SESSION, user: 'vendor1', ticket: 'CHG-7', live: false, state: 'open' })]);
+    expect(list.sessions).toEqual([expect.objectContaining({ id: SESSION, agentId, user: 'vendor1', ticket: 'CHG-7', live: false, state: 'open' })]);
+    // Started before the window and not ended: still open in it.
+    const later = (await (await call('/api/v1/sessions?since=2026-03-01T11:00:00Z&state=open', { token: tokens.auditor })).json()) as { sessions: Array<{ id: string }> };
+    expect(later.sessions.map((s) => s.id)).toEqual([SESSION]);
     const detail = (await (await call(`/api/v1/sessions/${SESSION}`, { token: tokens.auditor })).json()) as { events: Array<{ category: string; fields: { CommandLine?: string } }>; alerts: unknown[] };
     expect(detail.events.map((e) => e.category)).toEqual(['remote_session', 'process_creation']);
     expect(detail.events[1]!.fields.CommandLine).toBe('iptables -F');

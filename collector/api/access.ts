@@ -35,7 +35,9 @@ export interface RouteSpec {
 const MAX_PAGE = 1_000;
 const isoTime = z.iso.datetime({ offset: true });
 const idParam = z.strictObject({ id: z.string().min(1).max(128) });
-const sessionParam = z.strictObject({ id: SessionIdSchema });
+// Any id an agent gave a session: lookups are parameterised, and a session listed must be readable.
+const StoredSessionIdSchema = z.string().min(1).max(1_024);
+const sessionParam = z.strictObject({ id: StoredSessionIdSchema });
 const cursor = z.string().max(512).optional().describe('the `next` of the previous page');
 const limit = z.coerce.number().int().min(1).max(MAX_PAGE).default(100);
 const window = { since: isoTime.optional(), until: isoTime.optional() };
@@ -57,7 +59,7 @@ export const ROUTES = {
     method: 'GET', path: '/api/v1/alerts', roles: ['analyst'], summary: 'Alerts, newest first, filtered, by cursor',
     query: z.strictObject({
       ...window, host: shortText.optional(), level: z.string().max(128).optional().describe('comma-separated levels'),
-      rule: shortText.optional(), session: SessionIdSchema.optional(), state: z.enum(['open', 'acknowledged', 'closed']).optional(), cursor, limit,
+      rule: shortText.optional(), session: StoredSessionIdSchema.optional(), state: z.enum(['open', 'acknowledged', 'closed']).optional(), cursor, limit,
     }),
   },
   alert: { method: 'GET', path: '/api/v1/alerts/:id', roles: ['analyst'], summary: 'An alert with its events, its rule text and its triage history', params: idParam },
@@ -77,7 +79,7 @@ export const ROUTES = {
 
   sessions: {
     method: 'GET', path: '/api/v1/sessions', roles: ['analyst', 'auditor'], summary: 'Recorded sessions', audit: 'evidence',
-    query: z.strictObject({ ...window, host: shortText.optional(), state: z.enum(['open', 'ended', 'refused']).optional() }),
+    query: z.strictObject({ ...window, host: shortText.optional(), state: z.enum(['open', 'ended', 'refused']).optional(), limit: limit.default(500) }),
   },
   liveSessions: { method: 'GET', path: '/api/v1/sessions/live', roles: ['analyst'], summary: 'Recorded sessions live on connected agents now' },
   session: { method: 'GET', path: '/api/v1/sessions/:id', roles: ['analyst', 'auditor'], summary: 'A session with its events and alerts', audit: 'evidence', params: sessionParam },
@@ -85,15 +87,15 @@ export const ROUTES = {
     method: 'GET', path: '/api/v1/sessions/:id/recording', roles: ['analyst', 'auditor'], summary: 'The session recording (asciicast v2)', audit: 'evidence',
     params: sessionParam, produces: 'application/x-asciicast',
   },
-  kill: { method: 'POST', path: '/api/v1/sessions/:id/kill', roles: ['analyst'], summary: 'End a live session now', audit: 'change', params: sessionParam },
+  kill: { method: 'POST', path: '/api/v1/sessions/:id/kill', roles: ['analyst'], summary: 'End a live session now', audit: 'change', params: z.strictObject({ id: SessionIdSchema }) },
 
   events: {
     method: 'GET', path: '/api/v1/events', roles: ['analyst', 'auditor'], summary: 'Events, newest first, filtered, by cursor', audit: 'evidence',
-    query: z.strictObject({ ...window, host: shortText.optional(), category: z.string().regex(/^[a-z_]{1,64}$/).optional(), session: SessionIdSchema.optional(), cursor, limit }),
+    query: z.strictObject({ ...window, host: shortText.optional(), category: z.string().regex(/^[a-z_]{1,64}$/).optional(), session: StoredSessionIdSchema.optional(), cursor, limit }),
   },
   export: {
     method: 'GET', path: '/api/v1/export', roles: ['auditor'], summary: 'Export records as JSON lines or CSV (formula-safe)', audit: 'evidence', produces: 'application/x-ndjson',
-    query: z.strictObject({ ...window, host: shortText.optional(), session: SessionIdSchema.optional(), format: z.enum(['jsonl', 'csv']).default('jsonl') }),
+    query: z.strictObject({ ...window, host: shortText.optional(), session: StoredSessionIdSchema.optional(), format: z.enum(['jsonl', 'csv']).default('jsonl') }),
   },
   accessLog: {
     method: 'GET', path: '/api/v1/access-log', roles: ['admin', 'auditor'], summary: 'Who read which evidence, who changed what; newest first',

@@ -9,12 +9,12 @@ import { z } from 'zod';
 import { newSecret, secretHash } from '../auth.ts';
 import { CSV_LINE_BREAK, exportCsvLines, exportLines } from '../export.ts';
 import type { WireAlert, WireRecord } from '../protocol/index.ts';
-import { listSessions, rangesText, SessionNotFoundError, sessionCast, type LiveSessions } from '../sessions.ts';
+import { listSessions, rangesText, SessionNotFoundError, sessionCast, sessionSummary, type LiveSessions } from '../sessions.ts';
 import type { AlertListing, PageCursor, Store, StoredRecord, TriageState } from '../store/types.ts';
 import { allows, LEVELS, ROUTES, type RouteName, type RouteSpec } from './access.ts';
 import type { CollectorMetrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
-import { clearedSessionCookie, csrfHolds, type Logins, type Principal, sameOrigin, sessionCookie } from './principal.ts';
+import { csrfHolds, fromOurPages, type Logins, type Principal, sameOrigin } from './principal.ts';
 import type { RuleText } from './rule-texts.ts';
 
 export interface ApiDeps {
@@ -23,8 +23,6 @@ export interface ApiDeps {
   sessions: LiveSessions;
   rules: ReadonlyMap<string, RuleText>;
   metrics: CollectorMetrics;
-  /** Whether the collector serves HTTPS (cookies get `Secure`). */
-  secure: boolean;
   logger: Logger;
   agentOnline(agentId: string): boolean;
   /** What the agent last reported of itself, if it has since the collector started. */
@@ -97,13 +95,13 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
       if (!begun) throw new ApiError(401, 'that token is not an active admin, analyst or auditor token');
       const { token, csrf } = begun.principal;
       store.logAccess({ at: new Date().toISOString(), tokenId: token.id, by: `${token.role}:${token.name}`, action: 'login', target: '', status: 200 });
-      reply.header('set-cookie', sessionCookie(begun.id, deps.secure));
+      reply.header('set-cookie', logins.cookie(begun.id));
       return { role: token.role, name: token.name, csrf };
     },
     whoami: ({ principal }) => ({ role: principal!.token.role, name: principal!.token.name, csrf: principal!.csrf ?? null }),
     logout: ({ principal, reply }) => {
       if (principal!.loginId !== undefined) logins.end(principal!.loginId);
-      reply.header('set-cookie', clearedSessionCookie(deps.secure));
+      reply.header('set-cookie', logins.clearedCookie());
       return reply.code(204).send();
     },
 
@@ -139,20 +137,26 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
       const by = `${principal!.token.role}:${principal!.token.name}`;
       let state: TriageState = current.state;
       let assignee = current.assignee;
+      // Each step from where the alert is: a closed alert is reopened before anything else is done to it.
+      const refuse = (why: string) => new ApiError(409, `${body.action}: ${why} (the alert is ${current.state})`);
       switch (body.action) {
         case 'acknowledge':
+          if (current.state !== 'open') throw refuse('only an open alert is acknowledged');
           state = 'acknowledged';
           break;
         case 'assign':
+          if (current.state === 'closed') throw refuse('reopen a closed alert before assigning it');
           if (body.assignee === undefined) throw new ApiError(400, 'assignee: assign needs the name of whom to assign it to');
           assignee = body.assignee;
-          if (state === 'open') state = 'acknowledged';
+          state = 'acknowledged';
           break;
         case 'close':
+          if (current.state === 'closed') throw refuse('it is closed already');
           if (!body.comment?.trim()) throw new ApiError(400, 'comment: closing an alert needs a comment saying why');
           state = 'closed';
           break;
         case 'reopen':
+          if (current.state !== 'closed') throw refuse('only a closed alert is reopened');
           state = 'open';
           break;
       }
@@ -161,7 +165,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     },
 
     collectorAlerts: ({ query }) => ({
-      alerts: store.collectorAlerts(optional({ since: query.since, until: query.until })).toReversed().slice(0, query.limit)
+      alerts: store.collectorAlerts({ ...optional({ since: query.since, until: query.until }), newestFirst: true, limit: query.limit })
         .map((alert) => ({ ...alert, details: parseDetails(alert.details) })),
     }),
 
@@ -184,17 +188,15 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
       const live = new Set(deps.sessions.live().map((s) => s.sessionId));
       const since = query.since === undefined ? undefined : Date.parse(query.since);
       const until = query.until === undefined ? undefined : Date.parse(query.until);
-      return {
-        sessions: listSessions(store)
-          .filter((s) => (since === undefined || Date.parse(s.end ?? s.start) >= since) && (until === undefined || Date.parse(s.start) < until))
-          .filter((s) => (query.host === undefined || s.host === query.host) && (query.state === undefined || s.state === query.state))
-          .map((s) => ({ ...s, live: live.has(s.id) }))
-          .toReversed(),
-      };
+      // In the window: started before its end, and not ended before its start (an open one has not ended).
+      const sessions = listSessions(store)
+        .filter((s) => (since === undefined || s.end === null || Date.parse(s.end) >= since) && (until === undefined || Date.parse(s.start) < until))
+        .filter((s) => (query.host === undefined || s.host === query.host) && (query.state === undefined || s.state === query.state));
+      return { sessions: sessions.toReversed().slice(0, query.limit).map((s) => ({ ...s, live: live.has(s.id) })), more: sessions.length > query.limit };
     },
     liveSessions: () => ({ sessions: deps.sessions.live() }),
     session: ({ params }) => {
-      const session = listSessions(store).find((s) => s.id === params.id);
+      const session = sessionSummary(store, params.id);
       if (!session) throw new ApiError(404, `no recorded session ${params.id}`);
       const events: unknown[] = [];
       let truncated = false;
@@ -295,6 +297,10 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
             action: `${spec.method} ${spec.path}`, target: targetOf(request), status,
           });
         };
+        if (principal && !fromOurPages(principal, request.headers)) {
+          log(403);
+          throw new ApiError(403, 'a login is served only to this collector\'s own pages');
+        }
         if (spec.roles.length > 0) {
           if (!principal) throw new ApiError(401, 'log in (POST /api/v1/session) or send Authorization: Bearer <token>');
           if (!allows(spec, principal.token.role)) {

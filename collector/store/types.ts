@@ -146,7 +146,7 @@ export interface PageCursor {
 export interface AlertQuery {
   since?: string;
   until?: string;
-  /** The host's id or name. */
+  /** The host's id. */
   host?: string;
   levels?: string[];
   /** The rule's id or exact title. */
@@ -228,8 +228,8 @@ export interface Store {
    * iterator is open. Run it to the end or call `return()` (a `for…of` with `break` does) to free it.
    */
   records(filter?: RecordFilter): IterableIterator<StoredRecord>;
-  /** Ordered by time. */
-  collectorAlerts(filter?: { since?: string; until?: string }): CollectorAlert[];
+  /** Ordered by time (newest first if asked), at most `limit`. */
+  collectorAlerts(filter?: { since?: string; until?: string; newestFirst?: boolean; limit?: number }): CollectorAlert[];
   /** The first stored record with this id (ids are the agents' UUIDv7; the first stored wins). */
   recordById(id: string, kind?: 'event' | 'alert'): StoredRecord | undefined;
   /** The records of one stream with these ids, in seq order. */

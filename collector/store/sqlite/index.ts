@@ -87,6 +87,7 @@ CREATE TABLE access_log (
 ) STRICT;
 CREATE INDEX records_id ON records (id);
 CREATE INDEX records_kind_page ON records (kind, time_ms DESC, stream DESC, seq DESC);
+CREATE INDEX records_category_page ON records (category, time_ms DESC, stream DESC, seq DESC) WHERE category IS NOT NULL;
 `;
 
 // Times are kept as received (ISO text) and, for filtering and ordering, as epoch milliseconds: ISO
@@ -533,11 +534,14 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
         conditions.push('time_ms < @until');
         params['until'] = filterTime(filter.until, 'until');
       }
+      if (filter.limit !== undefined) params['limit'] = filter.limit;
       const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
-      let statement = alertQueries.get(where);
+      const order = filter.newestFirst ? 'ORDER BY time_ms DESC, id DESC' : 'ORDER BY time_ms, id';
+      const sqlText = `SELECT ${ALERT_COLUMNS} FROM collector_alerts ${where} ${order}${filter.limit === undefined ? '' : ' LIMIT @limit'}`;
+      let statement = alertQueries.get(sqlText);
       if (statement === undefined) {
-        statement = db.prepare(`SELECT ${ALERT_COLUMNS} FROM collector_alerts ${where} ORDER BY time_ms, id`);
-        alertQueries.set(where, statement);
+        statement = db.prepare(sqlText);
+        alertQueries.set(sqlText, statement);
       }
       return statement.all(params).map(toCollectorAlert);
     },
@@ -751,7 +755,8 @@ function pageWhere(query: { since?: string; until?: string; host?: string; sessi
     params['until'] = filterTime(query.until, 'until');
   }
   if (query.host !== undefined) {
-    conditions.push("(r.host_id = @host OR json_extract(r.body, '$.host.name') = @host)");
+    // By id only: the (host_id, time_ms) index answers it; a name would mean reading every body.
+    conditions.push('r.host_id = @host');
     params['host'] = query.host;
   }
   if (query.sessionId !== undefined) {

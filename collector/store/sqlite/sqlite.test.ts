@@ -76,7 +76,7 @@ describe('SQLite store', () => {
     store.close();
     const raw = new Database(path);
     // What version 1 lacked: the session index (2); triage, the access log and the page indexes (3).
-    raw.exec('DROP INDEX records_session; DROP TABLE triage; DROP TABLE triage_history; DROP TABLE access_log; DROP INDEX records_id; DROP INDEX records_kind_page');
+    raw.exec('DROP INDEX records_session; DROP TABLE triage; DROP TABLE triage_history; DROP TABLE access_log; DROP INDEX records_id; DROP INDEX records_kind_page; DROP INDEX records_category_page');
     raw.pragma('user_version = 1');
     raw.close();
     const migrated = openStore();
@@ -86,7 +86,7 @@ describe('SQLite store', () => {
     try {
       expect(after.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
       const names = after.prepare<[], string>('SELECT name FROM sqlite_schema ORDER BY name').pluck().all();
-      expect(names).toEqual(expect.arrayContaining(['records_session', 'triage', 'triage_history', 'access_log', 'records_id', 'records_kind_page']));
+      expect(names).toEqual(expect.arrayContaining(['records_session', 'triage', 'triage_history', 'access_log', 'records_id', 'records_kind_page', 'records_category_page']));
     } finally {
       after.close();
     }
