@@ -49,7 +49,7 @@ export interface AlertItem {
   stream: string;
   seq: number;
   host: { id: string; name: string } | null;
-  level: string;
+  level: (typeof LEVELS)[number];
   rule: { id: string; title: string; author: string; tags: string[] };
   sessionId: string | null;
   summary: string;
@@ -111,7 +111,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
         if (!(LEVELS as readonly string[]).includes(level)) throw new ApiError(400, `level: expected one of ${LEVELS.join(', ')}, got ${JSON.stringify(level)}`);
       }
       const rows = store.alertPage({
-        ...optional({ since: query.since, until: query.until, host: query.host, rule: query.rule, sessionId: query.session, state: query.state, levels }),
+        since: query.since, until: query.until, host: query.host, rule: query.rule, sessionId: query.session, state: query.state, levels,
         ...(query.cursor === undefined ? {} : { before: decodeCursor(query.cursor) }),
         limit: query.limit + 1,
       });
@@ -165,7 +165,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     },
 
     collectorAlerts: ({ query }) => ({
-      alerts: store.collectorAlerts({ ...optional({ since: query.since, until: query.until }), newestFirst: true, limit: query.limit })
+      alerts: store.collectorAlerts({ since: query.since, until: query.until, newestFirst: true, limit: query.limit })
         .map((alert) => ({ ...alert, details: parseDetails(alert.details) })),
     }),
 
@@ -231,14 +231,14 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
 
     events: ({ query }) => {
       const rows = store.eventPage({
-        ...optional({ since: query.since, until: query.until, host: query.host, category: query.category, sessionId: query.session }),
+        since: query.since, until: query.until, host: query.host, category: query.category, sessionId: query.session,
         ...(query.cursor === undefined ? {} : { before: decodeCursor(query.cursor) }),
         limit: query.limit + 1,
       });
       return { events: rows.slice(0, query.limit).map(recordOf), next: nextCursor(rows, query.limit) };
     },
     export: ({ query, reply }) => {
-      const filter = optional({ since: query.since, until: query.until, hostId: query.host, sessionId: query.session });
+      const filter = { since: query.since, until: query.until, hostId: query.host, sessionId: query.session };
       const csv = query.format === 'csv';
       const lines = csv ? exportCsvLines(store, filter) : exportLines(store, filter);
       const lineBreak = csv ? CSV_LINE_BREAK : '\n';
@@ -383,9 +383,4 @@ function nextCursor(rows: readonly StoredRecord[], limit: number): string | null
   if (rows.length <= limit) return null;
   const last = rows[limit - 1]!;
   return Buffer.from(JSON.stringify([Date.parse(last.time), last.stream, last.seq])).toString('base64url');
-}
-
-/** The given values without the undefined ones (exactOptionalPropertyTypes). */
-function optional<T extends Record<string, unknown>>(values: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
-  return Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
 }

@@ -10,6 +10,7 @@ import type {
   Commit,
   Gap,
   IngestRecord,
+  PageCursor,
   RecordFilter,
   Role,
   Store,
@@ -559,17 +560,20 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
       return page(`SELECT ${RECORD_COLUMNS} FROM records WHERE stream = @stream AND id IN (${names.join(', ')}) ORDER BY seq`, params).map(toStoredRecord);
     },
     alertPage(query) {
-      const { conditions, params } = pageWhere(query);
-      conditions.unshift("r.kind = 'alert'");
+      // Unqualified columns are the records' own: triage shares none of their names.
+      const { conditions, params } = pageWhere(
+        { kind: 'alert', since: query.since, until: query.until, hostId: query.host, sessionId: query.sessionId },
+        query.before, query.limit,
+      );
       if (query.levels !== undefined && query.levels.length > 0) {
         const names = query.levels.map((level, index) => {
           params[`level${index}`] = level;
           return `@level${index}`;
         });
-        conditions.push(`json_extract(r.body, '$.rule.level') IN (${names.join(', ')})`);
+        conditions.push(`json_extract(body, '$.rule.level') IN (${names.join(', ')})`);
       }
       if (query.rule !== undefined) {
-        conditions.push("(json_extract(r.body, '$.rule.id') = @rule OR json_extract(r.body, '$.rule.title') = @rule)");
+        conditions.push("(json_extract(body, '$.rule.id') = @rule OR json_extract(body, '$.rule.title') = @rule)");
         params['rule'] = query.rule;
       }
       if (query.state !== undefined) {
@@ -577,25 +581,18 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
         params['state'] = query.state;
       }
       const rows = page(
-        `SELECT ${RECORD_COLUMNS.split(', ').map((c) => `r.${c}`).join(', ')}, t.state, t.assignee
-         FROM records r LEFT JOIN triage t ON t.alert_id = r.id
-         WHERE ${conditions.join(' AND ')} ORDER BY r.time_ms DESC, r.stream DESC, r.seq DESC LIMIT @limit`,
+        `SELECT ${RECORD_COLUMNS}, t.state, t.assignee FROM records LEFT JOIN triage t ON t.alert_id = records.id
+         WHERE ${conditions.join(' AND ')} ORDER BY time_ms DESC, stream DESC, seq DESC LIMIT @limit`,
         params,
       );
       return rows.map((row): AlertListing => ({ record: toStoredRecord(row), state: row.state ?? 'open', assignee: row.assignee ?? null }));
     },
     eventPage(query) {
-      const { conditions, params } = pageWhere(query);
-      conditions.unshift("r.kind = 'event'");
-      if (query.category !== undefined) {
-        conditions.push('r.category = @category');
-        params['category'] = query.category;
-      }
-      const rows = page(
-        `SELECT ${RECORD_COLUMNS.split(', ').map((c) => `r.${c}`).join(', ')} FROM records r
-         WHERE ${conditions.join(' AND ')} ORDER BY r.time_ms DESC, r.stream DESC, r.seq DESC LIMIT @limit`,
-        params,
+      const { conditions, params } = pageWhere(
+        { kind: 'event', since: query.since, until: query.until, hostId: query.host, sessionId: query.sessionId, category: query.category },
+        query.before, query.limit,
       );
+      const rows = page(`SELECT ${RECORD_COLUMNS} FROM records WHERE ${conditions.join(' AND ')} ORDER BY time_ms DESC, stream DESC, seq DESC LIMIT @limit`, params);
       return rows.map(toStoredRecord);
     },
     triage(entry) {
@@ -697,7 +694,7 @@ function openDatabase(path: string, settings: Required<SqliteStoreOptions>): Dat
 }
 
 /** The WHERE clause of a records() filter; `agentId` also narrows by the stream key, which is indexed. */
-function recordWhere(filter: RecordFilter): { where: string; params: Record<string, unknown> } {
+function recordWhere(filter: RecordFilter): { where: string; conditions: string[]; params: Record<string, unknown> } {
   const conditions: string[] = [];
   const params: Record<string, unknown> = {};
   if (filter.stream !== undefined) {
@@ -736,38 +733,18 @@ function recordWhere(filter: RecordFilter): { where: string; params: Record<stri
     conditions.push('time_ms < @until');
     params['until'] = filterTime(filter.until, 'until');
   }
-  return { where: conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '', params };
+  return { where: conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '', conditions, params };
 }
 
-/** The conditions every newest-first page shares: time window, host (id or name), session, and the cursor. */
-function pageWhere(query: { since?: string; until?: string; host?: string; sessionId?: string; before?: { timeMs: number; stream: string; seq: number }; limit: number }): {
-  conditions: string[];
-  params: Record<string, unknown>;
-} {
-  const conditions: string[] = [];
-  const params: Record<string, unknown> = { limit: query.limit };
-  if (query.since !== undefined) {
-    conditions.push('r.time_ms >= @since');
-    params['since'] = filterTime(query.since, 'since');
-  }
-  if (query.until !== undefined) {
-    conditions.push('r.time_ms < @until');
-    params['until'] = filterTime(query.until, 'until');
-  }
-  if (query.host !== undefined) {
-    // By id only: the (host_id, time_ms) index answers it; a name would mean reading every body.
-    conditions.push('r.host_id = @host');
-    params['host'] = query.host;
-  }
-  if (query.sessionId !== undefined) {
-    conditions.push('r.session_id = @sessionId');
-    params['sessionId'] = query.sessionId;
-  }
-  if (query.before !== undefined) {
-    conditions.push('(r.time_ms, r.stream, r.seq) < (@beforeTime, @beforeStream, @beforeSeq)');
-    params['beforeTime'] = query.before.timeMs;
-    params['beforeStream'] = query.before.stream;
-    params['beforeSeq'] = query.before.seq;
+/** A newest-first page's conditions: the records() filter's, and the cursor (the previous page's last row). */
+function pageWhere(filter: RecordFilter, before: PageCursor | undefined, limit: number): { conditions: string[]; params: Record<string, unknown> } {
+  const { conditions, params } = recordWhere(filter);
+  params['limit'] = limit;
+  if (before !== undefined) {
+    conditions.push('(time_ms, stream, seq) < (@beforeTime, @beforeStream, @beforeSeq)');
+    params['beforeTime'] = before.timeMs;
+    params['beforeStream'] = before.stream;
+    params['beforeSeq'] = before.seq;
   }
   return { conditions, params };
 }

@@ -1,5 +1,10 @@
 // What the collector's HTTP API (/api/v1) answers, as the dashboard reads it. Everything here comes
 // from the network and much of it from agents: rendered as text only, never trusted as markup.
+// The API's own types are imported as types only: nothing of the server reaches the bundle.
+import type { AlertItem } from '../../api/index.ts';
+import type { SessionSummary } from '../../sessions.ts';
+
+export type { AlertItem };
 
 export type Role = 'admin' | 'analyst' | 'auditor';
 export interface Me { role: Role; name: string; csrf: string }
@@ -10,22 +15,6 @@ export const STATES = ['open', 'acknowledged', 'closed'] as const;
 export type AlertState = (typeof STATES)[number];
 
 export interface HostRef { id: string; name: string }
-
-export interface AlertItem {
-  id: string;
-  time: string;
-  agentId: string;
-  stream: string;
-  seq: number;
-  host: HostRef | null;
-  level: Level;
-  rule: { id: string; title: string; author: string; tags: string[] };
-  sessionId: string | null;
-  summary: string;
-  eventIds: string[];
-  state: AlertState;
-  assignee: string | null;
-}
 
 export interface TriageEntry { at: string; by: string; action: string; state: AlertState; assignee: string | null; comment: string | null }
 
@@ -60,20 +49,7 @@ export interface AgentItem {
   outboxDepth: number | null;
 }
 
-export interface SessionItem {
-  id: string;
-  host: string;
-  user: string | null;
-  ticket: string | null;
-  start: string;
-  end: string | null;
-  state: 'open' | 'ended' | 'refused';
-  live: boolean;
-  agentId?: string;
-  endedBy?: string | null;
-  reason?: string | null;
-  flagged?: boolean;
-}
+export type SessionItem = SessionSummary & { live: boolean };
 
 export interface SessionDetail { session: SessionItem; events: unknown[]; eventsTruncated?: boolean; alerts: AlertItem[] }
 
