@@ -1,7 +1,8 @@
 // The `omwatch-collector` command line. Exit codes: 0 done, 1 failed (or, for verify, a broken chain),
 // 2 the command line is wrong. Secrets are printed once, on the last line, and never logged.
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { userInfo } from 'node:os';
+import { join, resolve as absolutePath } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { pino } from 'pino';
 import { v7 as uuidv7 } from 'uuid';
@@ -42,7 +43,8 @@ commands:
          --out DIR        write an evidence bundle to DIR (new or empty): the records as stored, the
                           CSV or one .cast per recorded shell session open in the window, and
                           manifest.json (each file's SHA-256, the chain heads, the filter); check it
-                          offline with verify --export. A count of records goes to stderr on a terminal
+                          offline with verify --export. A count of records goes to stderr on a terminal.
+                          Every export is written to the collector's access log, by cli:<OS user>
   export --data DIR --session ID --format asciicast [--out FILE]
                           write one recorded shell session as an asciicast v2 file (asciinema play);
                           exit 1, naming them, if chunks of the recording are missing. With
@@ -57,10 +59,13 @@ commands:
   verify --data DIR [--json]
                           recompute every stream's hash chain; print the first broken record of
                           each stream; exit 1 if any is broken
-  verify --export DIR [--json]
+  verify --export DIR [--data STORE] [--json]
                           check an export bundle offline: each file against the manifest, every
-                          record's hash and link, the chain heads, the CSV and recordings against
-                          their records; name the first altered record; exit 1 if any was altered
+                          record's hash and link, the chain heads, the seqs left out, the CSV and
+                          recordings against their records; name the first altered record; exit 1
+                          if any was altered. With --data, also against the collector's store: every
+                          record the store's, every seq left out outside the filter there or declared
+                          dropped by its agent (what a filtered bundle alone cannot show)
   version | help`;
 
 class UsageError extends Error {}
@@ -240,22 +245,27 @@ async function main(argv: string[]): Promise<number> {
         return exportCast(dataDir, session, out);
       }
       const store = openStore(dataDir);
-      // On a terminal the rows themselves are the progress; a count goes to stderr only beside a redirect.
-      const progress = progressLine('exporting', !process.stdout.isTTY);
       try {
-        const recordFilter = { includeCollectorAlerts: true, ...filter };
-        const lines = format === 'csv' ? exportCsvLines(store, recordFilter) : exportLines(store, recordFilter);
-        const lineBreak = format === 'csv' ? CSV_LINE_BREAK : '\n';
-        let written = format === 'csv' ? -1 : 0;
-        for (const line of lines) {
-          if (!process.stdout.write(`${line}${lineBreak}`)) await new Promise((resolve) => process.stdout.once('drain', resolve));
-          if (++written > 0 && written % 1_000 === 0) progress.update(written);
-        }
+        return await withAccessLog(store, 'export', exportTarget({ format, ...filterFields(filter) }), async () => {
+          // On a terminal the rows themselves are the progress; a count goes to stderr only beside a redirect.
+          const progress = progressLine('exporting', !process.stdout.isTTY);
+          try {
+            const recordFilter = { includeCollectorAlerts: true, ...filter };
+            const lines = format === 'csv' ? exportCsvLines(store, recordFilter) : exportLines(store, recordFilter);
+            const lineBreak = format === 'csv' ? CSV_LINE_BREAK : '\n';
+            let written = format === 'csv' ? -1 : 0;
+            for (const line of lines) {
+              if (!process.stdout.write(`${line}${lineBreak}`)) await new Promise((resolve) => process.stdout.once('drain', resolve));
+              if (++written > 0 && written % 1_000 === 0) progress.update(written);
+            }
+          } finally {
+            progress.done();
+          }
+          return 0;
+        });
       } finally {
-        progress.done();
         store.close();
       }
-      return 0;
     }
     case 'sessions': {
       const { values, positionals } = parse('sessions', args, { data: { type: 'string' }, json: { type: 'boolean' }, url: { type: 'string' }, token: { type: 'string' }, ca: { type: 'string' } });
@@ -293,10 +303,7 @@ async function main(argv: string[]): Promise<number> {
       const { values, positionals } = parse('verify', args, { data: { type: 'string' }, export: { type: 'string' }, json: { type: 'boolean' } });
       if (values.help) return help();
       if (positionals.length > 0) throw new UsageError(`omwatch-collector verify: unexpected '${positionals[0]}'`);
-      if (values.export !== undefined) {
-        if (values.data !== undefined) throw new UsageError('omwatch-collector verify: --data DIR checks a store, --export DIR an export bundle; give one of them');
-        return verifyBundle(values.export, Boolean(values.json));
-      }
+      if (values.export !== undefined) return verifyBundle(values.export, values.data, Boolean(values.json));
       const store = openStore(required('verify', values.data, '--data DIR'));
       try {
         const verdicts = verifyStore(store);
@@ -467,7 +474,7 @@ function progressLine(verb: string, wanted = true): { update(records: number): v
 }
 
 /** Writes an export bundle; exit 1 if a session asked for is not stored (or cannot be rebuilt). */
-function exportBundle(dataDir: string, out: string, format: ExportFormat, filter: BundleFilter): number {
+async function exportBundle(dataDir: string, out: string, format: ExportFormat, filter: BundleFilter): Promise<number> {
   const found = statSync(out, { throwIfNoEntry: false });
   if (found && !found.isDirectory()) throw new UsageError(`omwatch-collector export: --out ${out} is a file; a bundle is a directory (new or empty)`);
   if (found && readdirSync(out).length > 0) throw new UsageError(`omwatch-collector export: --out ${out} is not empty; a bundle goes to a new or empty directory`);
@@ -475,40 +482,51 @@ function exportBundle(dataDir: string, out: string, format: ExportFormat, filter
     throw new UsageError(`omwatch-collector export: --out ${out} looks like a file name, but --out names a bundle directory; for plain ${format} leave out --out and redirect stdout`);
   }
   const store = openStore(dataDir);
-  const progress = progressLine('exporting');
-  let result: BundleResult;
   try {
-    result = writeExportBundle(store, { dir: out, format, filter, collectorVersion: VERSION, onProgress: (records) => progress.update(records) });
-  } catch (error) {
-    if (!(error instanceof ExportError) || error.code !== 'EXPORT_NO_SESSION') throw error;
-    console.error(`omwatch-collector: ${printable(error.message)}`);
-    return 1;
+    return await withAccessLog(store, 'export bundle', exportTarget({ format, ...filterFields(filter), out: absolutePath(out) }), () => {
+      const progress = progressLine('exporting');
+      let result: BundleResult;
+      try {
+        result = writeExportBundle(store, { dir: out, format, filter, collectorVersion: VERSION, onProgress: (records) => progress.update(records) });
+      } catch (error) {
+        if (!(error instanceof ExportError) || error.code !== 'EXPORT_NO_SESSION') throw error;
+        console.error(`omwatch-collector: ${printable(error.message)}`);
+        return 1;
+      } finally {
+        progress.done();
+      }
+      for (const warning of result.warnings) console.error(`omwatch-collector: ${printable(warning)}`);
+      const { manifest } = result;
+      const sessions = format === 'asciicast' ? `${counted(manifest.sessions.length, 'session')}, ` : '';
+      const streams = new Set(manifest.streams.map((h) => h.stream)).size;
+      console.log(`exported ${sessions}${counted(manifest.records, 'record')} of ${counted(streams, 'stream')} and ${counted(manifest.collectorAlerts, 'collector alert')} to ${printable(out)} (${counted(manifest.files.length, 'file')} and manifest.json); check it with: omwatch-collector verify --export ${printable(out)}`);
+      return 0;
+    });
   } finally {
-    progress.done();
     store.close();
   }
-  for (const warning of result.warnings) console.error(`omwatch-collector: ${printable(warning)}`);
-  const { manifest } = result;
-  const sessions = format === 'asciicast' ? `${counted(manifest.sessions.length, 'session')}, ` : '';
-  const streams = new Set(manifest.streams.map((h) => h.stream)).size;
-  console.log(`exported ${sessions}${counted(manifest.records, 'record')} of ${counted(streams, 'stream')} and ${counted(manifest.collectorAlerts, 'collector alert')} to ${printable(out)} (${counted(manifest.files.length, 'file')} and manifest.json); check it with: omwatch-collector verify --export ${printable(out)}`);
-  return 0;
 }
 
 function counted(n: number, what: string): string {
   return `${n.toLocaleString('en-US')} ${what}${n === 1 ? '' : 's'}`;
 }
 
-/** Checks an export bundle offline; exit 0 verified, 1 altered. */
-function verifyBundle(dir: string, json: boolean): number {
+/** Checks an export bundle offline, and against the collector's store if given; exit 0 verified, 1 altered. */
+function verifyBundle(dir: string, dataDir: string | undefined, json: boolean): number {
   const found = dir === '' ? undefined : statSync(dir, { throwIfNoEntry: false });
   if (!found?.isDirectory()) throw new UsageError(`omwatch-collector verify: --export must name an export directory, got ${JSON.stringify(dir)} (${found ? 'not a directory' : 'no such directory'})`);
+  // An empty store made here would only make every record look forged: the store must be there.
+  if (dataDir !== undefined && statSync(join(dataDir, 'collector.db'), { throwIfNoEntry: false })?.isFile() !== true) {
+    throw new UsageError(`omwatch-collector verify: --data must name a collector's data directory (one holding collector.db), got ${JSON.stringify(dataDir)}`);
+  }
+  const store = dataDir === undefined ? undefined : openStore(dataDir);
   const progress = progressLine('verifying');
   let verdict: ReturnType<typeof verifyExport>;
   try {
-    verdict = verifyExport(dir, { onProgress: (records) => progress.update(records) });
+    verdict = verifyExport(dir, { onProgress: (records) => progress.update(records), ...(store ? { store } : {}) });
   } finally {
     progress.done();
+    store?.close();
   }
   if (json) {
     console.log(JSON.stringify(verdict));
@@ -525,32 +543,104 @@ function verifyBundle(dir: string, json: boolean): number {
   for (const head of verdict.heads) {
     console.log(printable(`ok     stream ${head.stream} (agent ${head.agentId}) in ${head.file}: ${counted(head.records, 'record')}, seq ${head.firstSeq}–${head.lastSeq}${head.contiguous ? ', contiguous' : `, ${counted(head.missing.length, 'range')} left out`}; prev of the first ${head.firstPrev}, hash of the last ${head.lastHash}`));
   }
+  const { declared, byFilter } = verdict.leftOut;
+  if (declared > 0) {
+    console.log(`ok     ${counted(declared, 'range')} of seqs left out ${declared === 1 ? 'is a drop' : 'are drops'} declared by ${declared === 1 ? 'its' : 'their'} agent (a buffer_dropped record in the bundle, its hashes meeting the records on both sides)`);
+  }
+  if (byFilter > 0) {
+    const by = verdict.format === 'asciicast' ? 'by taking only each session\'s records' : `by the filter (${printable(exportTarget(filterFields(verdict.filter ?? {})))})`;
+    if (verdict.againstStore) {
+      console.log(`ok     ${counted(byFilter, 'range')} of seqs left out ${by}: in the store, outside it or declared dropped by ${byFilter === 1 ? 'its' : 'their'} agent`);
+    } else {
+      console.log(`NOTE   ${counted(byFilter, 'range')} of seqs ${byFilter === 1 ? 'was' : 'were'} left out ${by} and cannot be checked offline: verify cannot see records the export did not take, so that the filter and not an edit left them out rests on the manifest's word; check them against the collector's store with: omwatch-collector verify --export ${printable(dir)} --data STORE`);
+    }
+  }
+  if (verdict.againstStore) {
+    console.log(`ok     checked against the store in ${printable(dataDir)}: every record exported is the store's, and every seq left out is outside the filter there or a gap its agent declared`);
+  }
   const sessions = verdict.sessions > 0 ? `, ${counted(verdict.sessions, 'session recording')}` : '';
   console.log(`verified export ${printable(dir)} (${verdict.format}, exported ${verdict.exportedAt} by collector ${printable(verdict.collectorVersion)}): ${counted(verdict.files, 'file')}, ${counted(verdict.records, 'record')} in ${counted(verdict.heads.length, 'chain segment')}${sessions}; every file, record, link and chain head is as the manifest says`);
   return 0;
 }
 
 /** Writes a session's recording as asciicast v2; exit 1 when chunks are missing (the file would look whole). */
-function exportCast(dataDir: string, sessionId: string, out: string | undefined): number {
+async function exportCast(dataDir: string, sessionId: string, out: string | undefined): Promise<number> {
   const store = openStore(dataDir);
-  let result: ReturnType<typeof sessionCast>;
   try {
-    result = sessionCast(store, sessionId);
-  } catch (error) {
-    if (!(error instanceof SessionNotFoundError)) throw error;
-    console.error(`omwatch-collector: ${printable(error.message)}`);
-    return 1;
+    return await withAccessLog(store, 'export asciicast', exportTarget({ session: sessionId, out: out ? absolutePath(out) : undefined }), () => {
+      let result: ReturnType<typeof sessionCast>;
+      try {
+        result = sessionCast(store, sessionId);
+      } catch (error) {
+        if (!(error instanceof SessionNotFoundError)) throw error;
+        console.error(`omwatch-collector: ${printable(error.message)}`);
+        return 1;
+      }
+      if (out) writeFileSync(out, result.cast, { mode: 0o600 });
+      else process.stdout.write(result.cast);
+      if (!result.ended) console.error(`omwatch-collector: session ${sessionId} has no end stored yet (live, or its agent has not delivered it): the recording may continue`);
+      if (result.missingCount > 0) {
+        console.error(`omwatch-collector: session ${sessionId}: recording chunks ${rangesText(result.missing)} (${result.missingCount} in all) are not in the store (dropped by the agent's buffer or not yet delivered); the file lacks them`);
+        return 1;
+      }
+      return 0;
+    });
   } finally {
     store.close();
   }
-  if (out) writeFileSync(out, result.cast, { mode: 0o600 });
-  else process.stdout.write(result.cast);
-  if (!result.ended) console.error(`omwatch-collector: session ${sessionId} has no end stored yet (live, or its agent has not delivered it): the recording may continue`);
-  if (result.missingCount > 0) {
-    console.error(`omwatch-collector: session ${sessionId}: recording chunks ${rangesText(result.missing)} (${result.missingCount} in all) are not in the store (dropped by the agent's buffer or not yet delivered); the file lacks them`);
-    return 1;
+}
+
+/** Who runs the CLI, for the access log: the OS user, or the uid where the user has no name (no passwd entry). */
+function cliUser(): string {
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return `cli:${process.getuid?.() ?? 'unknown'}`;
   }
-  return 0;
+}
+
+/** The access-log entry a reader going away still gets: an export to stdout then exits at once (EPIPE). */
+let accessOnExit: (() => void) | undefined;
+
+/**
+ * Runs an export and writes its access-log entry (design.md §8: every read of evidence is logged, CLI
+ * ones as `cli:<OS user>`): status 0 if it ends with exit 0, else 1, also when it throws. An entry that
+ * cannot be written fails the command (after a failure, the failure is the one reported).
+ */
+async function withAccessLog(store: Store, action: string, target: string, run: () => number | Promise<number>): Promise<number> {
+  const log = (status: number) => {
+    accessOnExit = undefined;
+    store.logAccess({ at: new Date().toISOString(), tokenId: 'cli', by: cliUser(), action, target, status });
+  };
+  accessOnExit = () => log(1);
+  let code: number;
+  try {
+    code = await run();
+  } catch (error) {
+    try {
+      log(1);
+    } catch (logError) {
+      // The export's own failure is the one to exit with; this one is said beside it.
+      console.error(`omwatch-collector: the export's access-log entry could not be written: ${(logError as Error).message}`);
+    }
+    throw error;
+  }
+  log(code === 0 ? 0 : 1);
+  return code;
+}
+
+/** A filter as access-log and note fields. */
+function filterFields(filter: BundleFilter): Record<string, string | undefined> {
+  return { since: filter.since, until: filter.until, host: filter.hostId, session: filter.sessionId };
+}
+
+/** `key=value …` of the fields given, a value quoted when it holds spaces, quotes or control characters; at most 1,000 characters. */
+function exportTarget(fields: Record<string, string | undefined>): string {
+  return Object.entries(fields)
+    .filter((field): field is [string, string] => field[1] !== undefined)
+    .map(([key, value]) => `${key}=${/^[\x21-\x7e]*$/.test(value) && !value.includes('"') ? value : JSON.stringify(value)}`)
+    .join(' ')
+    .slice(0, 1_000);
 }
 
 function help(): number {
@@ -559,7 +649,15 @@ function help(): number {
 }
 
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  if (error.code === 'EPIPE') {
+    // The reader went away before the export was whole: it is logged as failed before the exit.
+    try {
+      accessOnExit?.();
+    } catch (logError) {
+      console.error(`omwatch-collector: the export's access-log entry could not be written: ${(logError as Error).message}`);
+    }
+    process.exit(process.exitCode ?? 0);
+  }
   throw error;
 });
 

@@ -127,13 +127,13 @@ describe('verifyStore', () => {
     tamper('DELETE FROM records WHERE stream = ? AND seq = 3', 'stream-0001');
     const verdict = only(verifyStore(store));
     expect(verdict).toMatchObject({ ok: false, records: 4, firstSeq: 1, lastSeq: 5, declaredGaps: [] });
-    expect(verdict.firstBroken).toEqual({ seq: 3, reason: 'undeclared gap 3–3: no buffer_dropped declaration covers it' });
+    expect(verdict.firstBroken).toEqual({ seq: 3, reason: 'undeclared gap: no buffer_dropped declaration in the store covers seq 3' });
   });
 
   it('catches the first records deleted: seq 1 is missing and nothing declares it', () => {
     intact();
     tamper('DELETE FROM records WHERE stream = ? AND seq <= 2', 'stream-0001');
-    expect(only(verifyStore(store))).toMatchObject({ ok: false, firstSeq: 3, firstBroken: { seq: 1, reason: expect.stringMatching(/^undeclared gap 1–2/) } });
+    expect(only(verifyStore(store))).toMatchObject({ ok: false, firstSeq: 3, firstBroken: { seq: 1, reason: expect.stringMatching(/^undeclared gap: no buffer_dropped declaration in the store covers seqs 1–2/) } });
   });
 
   it('catches the last record deleted, by the acked mark', () => {
@@ -275,7 +275,7 @@ describe('verifyStore', () => {
       expect(verdict).toMatchObject({ ok: false, declaredGaps: [[2, 3]] });
       expect(verdict.firstBroken).toEqual({
         seq: 2,
-        reason: `declaration hash mismatch: buffer_dropped at seq 5 gives FromPrev ${forged} for seqs 2–3, but the hash before the gap is ${chain.records[0]!.hash}`,
+        reason: `declaration hash mismatch: buffer_dropped at seq 5 declares seqs 2–3 with FromPrev ${forged}, but the hash before them is ${chain.records[0]!.hash}`,
       });
     });
 
@@ -288,7 +288,7 @@ describe('verifyStore', () => {
       deliver(chain);
       expect(only(verifyStore(store)).firstBroken).toEqual({
         seq: 4,
-        reason: `declaration hash mismatch: buffer_dropped at seq 5 gives ToHash ${sha256Hex('forged')} for seqs 2–3, but seq 4 has prev ${after.prev}`,
+        reason: `declaration hash mismatch: buffer_dropped at seq 5 declares seqs 2–3 with ToHash ${sha256Hex('forged')}, but seq 4 has prev ${after.prev}`,
       });
     });
 
@@ -318,7 +318,7 @@ describe('verifyStore', () => {
       chain.declare(a);
       chain.declare(b, { FromPrev: sha256Hex('elsewhere') });
       deliver(chain);
-      expect(only(verifyStore(store)).firstBroken).toMatchObject({ seq: 4, reason: expect.stringMatching(/^declaration hash mismatch: buffer_dropped at seq 7 ends seqs 2–3 with ToHash/) });
+      expect(only(verifyStore(store)).firstBroken).toMatchObject({ seq: 4, reason: expect.stringMatching(/^declaration hash mismatch: buffer_dropped at seq 7 declares seqs 2–3 ending with ToHash/) });
     });
 
     it('catches a gap a declaration covers only in part', () => {
@@ -331,7 +331,7 @@ describe('verifyStore', () => {
       expect(only(verifyStore(store))).toMatchObject({
         ok: false,
         declaredGaps: [],
-        firstBroken: { seq: 4, reason: 'undeclared gap 4–4 (of missing 2–4): no buffer_dropped declaration covers it' },
+        firstBroken: { seq: 4, reason: 'undeclared gap: no buffer_dropped declaration in the store covers seq 4 (of seqs 2–4)' },
       });
     });
 
@@ -345,7 +345,7 @@ describe('verifyStore', () => {
       chain.declare(b);
       chain.declare(a);
       deliver(chain);
-      expect(only(verifyStore(store)).firstBroken).toEqual({ seq: 4, reason: 'undeclared gap 4–4 (of missing 2–6): no buffer_dropped declaration covers it' });
+      expect(only(verifyStore(store)).firstBroken).toEqual({ seq: 4, reason: 'undeclared gap: no buffer_dropped declaration in the store covers seq 4 (of seqs 2–6)' });
     });
 
     it('does not let a declaration in one stream excuse a gap in another', () => {

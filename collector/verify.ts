@@ -1,5 +1,6 @@
 // `omwatch-collector verify` (design.md §6): recomputes every stored stream's hash chain and names the
 // first broken record; seqs missing from a stream pass only where the agent declared them dropped.
+import { declarationOf, undeclared, type Declaration, type MissingRange } from './export/gaps.ts';
 import { chainHash, GENESIS } from './protocol/chain.ts';
 import type { Store, StoredRecord, StreamState } from './store/types.ts';
 
@@ -16,25 +17,6 @@ export interface StreamVerdict {
   ok: boolean;
   /** The lowest seq at which the chain fails, and exactly how. */
   firstBroken?: { seq: number; reason: string };
-}
-
-/** A buffer_dropped record: the seqs it says were dropped and the chain values around them. */
-interface Declaration {
-  /** The seq of the declaring record. */
-  seq: number;
-  fromSeq: number;
-  toSeq: number;
-  fromPrev: string | undefined;
-  toHash: string | undefined;
-}
-
-interface MissingRange {
-  from: number;
-  to: number;
-  /** The hash of the record before the range (GENESIS when it starts at seq 1). */
-  beforeHash: string;
-  /** The `prev` of the record after it. */
-  afterPrev: string;
 }
 
 /**
@@ -157,48 +139,14 @@ class StreamWalk {
   }
 
   /**
-   * A missing range passes when declarations cover all of it and their hashes meet the chain: FromPrev
-   * at its start, ToHash at its end, and ToHash to FromPrev where two declarations abut inside it.
+   * A missing range passes when declarations cover all of it and their hashes meet the chain (the rule an
+   * export's verify applies too, export/gaps.ts); covered with hashes that do not meet still counts as
+   * declared, and fails the stream.
    */
   #checkMissing(range: MissingRange): boolean {
-    const covering = this.#declarations
-      .filter((d) => d.fromSeq <= range.to && d.toSeq >= range.from)
-      .sort((a, b) => a.fromSeq - b.fromSeq || b.toSeq - a.toSeq);
-    let next = range.from;
-    for (const d of covering) {
-      if (d.fromSeq > next) break;
-      next = Math.max(next, d.toSeq + 1);
-    }
-    if (next <= range.to) {
-      const end = Math.min(range.to, (covering.find((d) => d.fromSeq > next)?.fromSeq ?? range.to + 1) - 1);
-      const within = next === range.from && end === range.to ? '' : ` (of missing ${range.from}–${range.to})`;
-      this.#fail(next, `undeclared gap ${next}–${end}${within}: no buffer_dropped declaration covers it`);
-      return false;
-    }
-
-    for (const d of covering) {
-      if (d.fromSeq === range.from && d.fromPrev !== range.beforeHash) {
-        this.#fail(
-          range.from,
-          `declaration hash mismatch: buffer_dropped at seq ${d.seq} gives FromPrev ${d.fromPrev ?? '(none)'} for seqs ${d.fromSeq}–${d.toSeq}, but the hash before the gap is ${range.beforeHash}`,
-        );
-      }
-      if (d.toSeq === range.to && d.toHash !== range.afterPrev) {
-        this.#fail(
-          range.to + 1,
-          `declaration hash mismatch: buffer_dropped at seq ${d.seq} gives ToHash ${d.toHash ?? '(none)'} for seqs ${d.fromSeq}–${d.toSeq}, but seq ${range.to + 1} has prev ${range.afterPrev}`,
-        );
-      }
-      for (const e of covering) {
-        if (e.fromSeq === d.toSeq + 1 && e.fromSeq <= range.to && d.toHash !== e.fromPrev) {
-          this.#fail(
-            e.fromSeq,
-            `declaration hash mismatch: buffer_dropped at seq ${d.seq} ends seqs ${d.fromSeq}–${d.toSeq} with ToHash ${d.toHash ?? '(none)'}, but buffer_dropped at seq ${e.seq} starts seqs ${e.fromSeq}–${e.toSeq} with FromPrev ${e.fromPrev ?? '(none)'}`,
-          );
-        }
-      }
-    }
-    return true;
+    const failure = undeclared(range, this.#declarations, 'in the store');
+    if (failure) this.#fail(failure.seq, `${failure.covered ? 'declaration hash mismatch' : 'undeclared gap'}: ${failure.reason}`);
+    return failure === undefined || failure.covered;
   }
 
   /**
@@ -240,19 +188,4 @@ function parseBody(text: string): Record<string, unknown> | string {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'body is not a JSON object';
   return value as Record<string, unknown>;
-}
-
-function declarationOf(seq: number, body: Record<string, unknown>): Declaration | undefined {
-  if (body['category'] !== 'agent') return undefined;
-  const fields = body['fields'];
-  if (typeof fields !== 'object' || fields === null) return undefined;
-  const { Action, FromSeq, ToSeq, FromPrev, ToHash } = fields as Record<string, unknown>;
-  if (Action !== 'buffer_dropped' || !Number.isSafeInteger(FromSeq) || !Number.isSafeInteger(ToSeq)) return undefined;
-  return {
-    seq,
-    fromSeq: FromSeq as number,
-    toSeq: ToSeq as number,
-    fromPrev: typeof FromPrev === 'string' ? FromPrev : undefined,
-    toHash: typeof ToHash === 'string' ? ToHash : undefined,
-  };
 }

@@ -1,14 +1,16 @@
 // `omwatch-collector export` and `verify --export` as an auditor runs them, against real SQLite stores:
-// bundles in each format verified offline, one changed byte found and named, CSV that a spreadsheet
-// reads as inert text, the single-session .cast kept, wrong command lines refused, progress on a terminal only.
+// bundles in each format verified offline, one changed byte found and named, records deleted and declared
+// left out found (offline, or against the store for a filtered bundle), CSV that a spreadsheet reads as
+// inert text, the single-session .cast kept, every export in the access log, wrong command lines
+// refused, progress on a terminal only.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CSV_COLUMNS } from '../collector/export.ts';
-import { fillEvidenceStore, HOSTILE_COMMAND_LINES, parseCsv, type EvidenceStore } from '../collector/export/testing.ts';
+import { editRecords, fillEvidenceStore, HOSTILE_COMMAND_LINES, parseCsv, resignBundle, type EvidenceStore } from '../collector/export/testing.ts';
 import type { ExportVerdict } from '../collector/export/verify.ts';
 import { sessionCast } from '../collector/sessions.ts';
 import { openSqliteStore } from '../collector/store/sqlite/index.ts';
@@ -67,6 +69,7 @@ describe('omwatch-collector export --out DIR, verify --export DIR', () => {
     const verified = await Promise.all([
       ...formats.map((format) => run(['verify', '--export', join(dir, `ok-${format}`)])),
       run(['verify', '--export', join(dir, 'ok-csv'), '--json']),
+      run(['verify', '--export', join(dir, 'ok-asciicast'), '--data', data]),
     ]);
     for (const result of verified) expect(result.status, result.stdout).toBe(0);
     const { a, b } = evidence;
@@ -77,7 +80,75 @@ describe('omwatch-collector export --out DIR, verify --export DIR', () => {
       '',
     ]);
     expect(verified[2]!.stdout).toContain(', 1 session recording;');
-    expect(JSON.parse(verified[3]!.stdout)).toMatchObject({ ok: true, format: 'csv', records: a.records.length + 3, problems: [], problemCount: 0 });
+    expect(JSON.parse(verified[3]!.stdout)).toMatchObject({ ok: true, format: 'csv', records: a.records.length + 3, leftOut: { ranges: 0, declared: 0, byFilter: 0 }, againstStore: false, problems: [], problemCount: 0 });
+    expect(verified[4]!.stdout.trimEnd().split('\n').slice(-2)).toEqual([
+      `ok     checked against the store in ${data}: every record exported is the store's, and every seq left out is outside the filter there or a gap its agent declared`,
+      expect.stringMatching(/^verified export .*ok-asciicast \(asciicast, /),
+    ]);
+  });
+
+  it('names seqs deleted from an export of everything and declared left out in a re-signed manifest; for a filtered bundle says it cannot check them, and --data catches them (review finding)', async () => {
+    const everything = join(dir, 'left-out-everything');
+    const filtered = join(dir, 'left-out-filtered');
+    const exported = await Promise.all([
+      run(['export', '--data', data, '--format', 'jsonl', '--out', everything]),
+      run(['export', '--data', data, '--format', 'jsonl', '--host', 'h1', '--out', filtered]),
+    ]);
+    for (const result of exported) expect(result.status, result.stderr).toBe(0);
+    for (const bundle of [everything, filtered]) {
+      editRecords(bundle, 'records.jsonl', (entries) => entries.filter((e) => e.stream !== 'stream-a-0001' || (e.seq !== 2 && e.seq !== 3)));
+      expect(resignBundle(bundle).streams[0]).toMatchObject({ stream: 'stream-a-0001', missing: [[2, 3]] });
+    }
+    // Seq 4 is now on line 2 of each.
+    const [offline, filteredOffline, filteredJson, filteredWithStore] = await Promise.all([
+      run(['verify', '--export', everything]),
+      run(['verify', '--export', filtered]),
+      run(['verify', '--export', filtered, '--json']),
+      run(['verify', '--export', filtered, '--data', data]),
+    ]);
+    expect(offline.status).toBe(1);
+    expect(offline.stdout.trimEnd().split('\n').at(-1)).toBe(`export ${everything} ALTERED: 1 problem; first: records.jsonl line 2 (stream stream-a-0001 seq 2): seqs 2–3 of stream stream-a-0001 are left out of an export of everything (no filter), where only seqs their agent declared dropped can be missing, and no buffer_dropped declaration in the bundle covers seqs 2–3: lines were removed after export, or the store lacked them undeclared (verify --data says which)`);
+
+    expect(filteredOffline.status, filteredOffline.stdout).toBe(0);
+    expect(filteredOffline.stdout).toContain(`\nNOTE   1 range of seqs was left out by the filter (host=h1) and cannot be checked offline: verify cannot see records the export did not take, so that the filter and not an edit left them out rests on the manifest's word; check them against the collector's store with: omwatch-collector verify --export ${filtered} --data STORE\n`);
+    expect(JSON.parse(filteredJson.stdout)).toMatchObject({ ok: true, filter: { hostId: 'h1' }, leftOut: { ranges: 1, declared: 0, byFilter: 1 }, againstStore: false });
+    expect(filteredWithStore.status).toBe(1);
+    expect(filteredWithStore.stdout).toContain('ALTERED records.jsonl line 2 (stream stream-a-0001 seq 2): seq 2 of stream stream-a-0001 is in the store and within the export\'s filter, yet the bundle leaves it out (seqs 2–3)\n');
+    expect(filteredWithStore.stdout).toMatch(/ALTERED: 2 problems; first: records\.jsonl line 2 \(stream stream-a-0001 seq 2\): seq 2 of stream stream-a-0001 is in the store/);
+  });
+
+  it('writes each export to the collector\'s access log: cli:<OS user>, what it read and where it went, and whether it succeeded (review finding)', async () => {
+    const bundleOut = join(dir, 'logged-bundle');
+    const castOut = join(dir, 'logged.cast');
+    const results = await Promise.all([
+      run(['export', '--data', data, '--format', 'csv', '--host', 'h2']),
+      run(['export', '--data', data, '--format', 'jsonl', '--since', '2026-03-01T10:00:00Z', '--out', bundleOut]),
+      run(['export', '--data', data, '--session', evidence.sessionId, '--format', 'asciicast', '--out', castOut]),
+      run(['export', '--data', data, '--session', 'shell-nope', '--format', 'asciicast']),
+      run(['export', '--data', data, '--session', 'shell-nope', '--format', 'asciicast', '--out', `${join(dir, 'logged-none')}/`]),
+    ]);
+    expect(results.map((r) => r.status)).toEqual([0, 0, 0, 1, 1]);
+
+    let user: string;
+    try {
+      user = userInfo().username;
+    } catch {
+      user = String(process.getuid?.());
+    }
+    const store = openSqliteStore(join(data, 'collector.db'));
+    let log: ReturnType<typeof store.accessLog>;
+    try {
+      log = store.accessLog({ limit: 1_000 });
+    } finally {
+      store.close();
+    }
+    const entry = (action: string, target: string, status: number) => ({ id: expect.any(Number), at: expect.stringMatching(/^\d{4}-\d\d-\d\dT.*Z$/), tokenId: 'cli', by: `cli:${user}`, action, target, status });
+    const logged = log.filter((e) => e.tokenId === 'cli');
+    expect(logged).toContainEqual(entry('export', 'format=csv host=h2', 0));
+    expect(logged).toContainEqual(entry('export bundle', `format=jsonl since=2026-03-01T10:00:00.000Z out=${bundleOut}`, 0));
+    expect(logged).toContainEqual(entry('export asciicast', `session=${evidence.sessionId} out=${castOut}`, 0));
+    expect(logged).toContainEqual(entry('export asciicast', 'session=shell-nope', 1));
+    expect(logged).toContainEqual(entry('export bundle', `format=asciicast session=shell-nope out=${join(dir, 'logged-none')}`, 1));
   });
 
   it('names the record one changed byte is in, exits 1, and says so in --json too', async () => {
@@ -145,7 +216,7 @@ describe('omwatch-collector export --out DIR, verify --export DIR', () => {
       [['export', '--data', data, '--out', join(dir, 'evidence.jsonl')], /--out .*evidence\.jsonl looks like a file name, but --out names a bundle directory/],
       [['export', '--data', data, '--format', 'asciicast', '--session', 's', '--since', '2026-03-01T00:00:00Z'], /^omwatch-collector export: --since selects the sessions of a bundle/],
       [['verify', '--export', join(dir, 'nowhere')], /^omwatch-collector verify: --export must name an export directory, got ".*nowhere" \(no such directory\)/],
-      [['verify', '--export', full, '--data', data], /^omwatch-collector verify: --data DIR checks a store, --export DIR an export bundle; give one of them/],
+      [['verify', '--export', full, '--data', join(dir, 'no-store')], /^omwatch-collector verify: --data must name a collector's data directory \(one holding collector\.db\), got ".*no-store"/],
     ];
     const results = await Promise.all(cases.map(([args]) => run(args)));
     for (const [i, result] of results.entries()) {
@@ -154,6 +225,7 @@ describe('omwatch-collector export --out DIR, verify --export DIR', () => {
       expect(result.stderr).toContain('\n\nusage: omwatch-collector');
     }
     expect(readdirSync(full)).toEqual(['x']);
+    expect(existsSync(join(dir, 'no-store'))).toBe(false);
   });
 
   it('verify --export exits 1, not 2, for a directory that is no export: it names the missing manifest', async () => {

@@ -169,6 +169,26 @@ describe('writeExportBundle', () => {
     for (const session of manifest.sessions) expect(read(session.cast)).toBe(sessionCast(store, session.id).cast);
   });
 
+  it('names a session file after no Windows device name: CON, nul, COM1, LPT9, aux.txt and the like get the hash (review finding)', () => {
+    const hash = (text: string) => sha256Hex(text);
+    const device = /^(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:\.|$)/i;
+    for (const id of ['CON', 'con', 'nul', 'Nul', 'PRN', 'aux', 'COM1', 'com0', 'LPT9', 'aux.txt', 'NUL.tar.gz', 'con.', 'Com7.cast']) {
+      const name = sessionFileName(id, hash);
+      expect(name, id).toMatch(/^[A-Za-z0-9_][A-Za-z0-9._-]*-[0-9a-f]{16}$/);
+      // The bundle's files are the name and an extension: neither may be the device.
+      for (const file of [name, `${name}.jsonl`, `${name}.cast`]) expect(file, id).not.toMatch(device);
+    }
+    // Names that only begin like one are names.
+    for (const id of ['CONSOLE', 'com10', 'lpt', 'nullable', 'auxiliary.x', 'con-1', 'shell-nul']) expect(sessionFileName(id, hash)).toBe(id);
+
+    const chain = new TestChain('stream-0001');
+    for (const id of ['CON', 'aux.txt']) shellSession(chain, id, { chunks: ['[0.1, "o", "x"]\n'] });
+    deliver(store, chain, 'ag-1');
+    const { manifest } = bundle('asciicast');
+    expect(manifest.sessions.map((s) => s.cast)).toEqual([`sessions/CON-${hash('CON').slice(0, 16)}.cast`, `sessions/aux_txt-${hash('aux.txt').slice(0, 16)}.cast`]);
+    expect(verifyExport(out).ok).toBe(true);
+  });
+
   it('stops at a stored body that is not JSON, naming it, and leaves no manifest: verify calls the bundle incomplete', () => {
     fillEvidenceStore(store);
     const raw = new Database(join(dir, 'collector.db'));

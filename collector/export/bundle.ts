@@ -168,7 +168,8 @@ function writeContents(store: Store, options: BundleOptions, opened: OpenFiles):
   return { manifest, warnings };
 }
 
-function recordFilterOf(filter: BundleFilter): RecordFilter {
+/** The store filter a bundle's filter reads records with (verify --data reads them again with it). */
+export function recordFilterOf(filter: BundleFilter): RecordFilter {
   return {
     ...(filter.since === undefined ? {} : { since: filter.since }),
     ...(filter.until === undefined ? {} : { until: filter.until }),

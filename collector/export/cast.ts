@@ -52,9 +52,20 @@ export function storedView(entry: RecordEntry): StoredRecord {
   };
 }
 
-/** A file name for a session id (the agent's, so untrusted): as is when plain, else cleaned and made unique by a hash. */
+/**
+ * Windows' reserved device names, in any case, alone or before a dot: `nul.cast` and `aux.txt.jsonl` are
+ * the device too, so writing one on Windows (or a copy of the bundle there) writes to the device, not a file.
+ */
+const WINDOWS_DEVICE = /^(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:\.|$)/i;
+
+/**
+ * A file name for a session id (the agent's, so untrusted): as is when plain, else cleaned and made
+ * unique by a hash. A Windows device name is not plain: it gets the hash, and its dots go.
+ */
 export function sessionFileName(sessionId: string, hash: (text: string) => string): string {
-  if (/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(sessionId)) return sessionId;
+  if (/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(sessionId) && !WINDOWS_DEVICE.test(sessionId)) return sessionId;
   const cleaned = sessionId.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[._-]+/, '').slice(0, 80);
-  return `${cleaned || 'session'}-${hash(sessionId).slice(0, 16)}`;
+  // `aux.txt-<hash>` is still AUX with an extension; `aux_txt-<hash>` is a name.
+  const named = WINDOWS_DEVICE.test(cleaned) ? cleaned.replaceAll('.', '_') : cleaned;
+  return `${named || 'session'}-${hash(sessionId).slice(0, 16)}`;
 }

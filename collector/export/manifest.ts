@@ -44,7 +44,12 @@ export const StreamHeadSchema = z.strictObject({
   lastHash: z.string(),
   /** True when every seq from firstSeq to lastSeq is exported (`missing` is then empty). */
   contiguous: z.boolean(),
-  /** Seq ranges [from, to] between firstSeq and lastSeq the export leaves out (the filter, or drops). */
+  /**
+   * Seq ranges [from, to] between firstSeq and lastSeq the export leaves out: drops its agent declared,
+   * or, in a filtered export, records outside the filter. verify --export holds a range of an export of
+   * everything to a buffer_dropped declaration in the bundle; one of a filtered export it cannot check
+   * offline (it cannot see the records left out), only against the store (--data).
+   */
   missing: z.array(z.tuple([seqNumber, seqNumber])),
 });
 export type StreamHead = z.infer<typeof StreamHeadSchema>;

@@ -1,10 +1,16 @@
 // For the export tests (formats, bundles, verify, the CLI): real collector stores holding real hash
-// chains — two agents, a recorded shell session, hostile text where attackers put it — and a strict CSV reader.
+// chains — two agents, a recorded shell session, hostile text where attackers put it — a strict CSV
+// reader, and the edits someone holding a bundle can make to it, manifest re-signed to match.
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { v7 as uuidv7 } from 'uuid';
+import { jsonLine, type RecordEntry } from '../export.ts';
 import { SHELL_TOOL } from '../protocol/index.ts';
 import type { WireRecord } from '../protocol/wire.ts';
 import { sha256Hex, TestChain, testCollectorAlert } from '../store/contract.ts';
 import type { CollectorAlert, Store } from '../store/types.ts';
+import { HeadTracker, MANIFEST_FILE, manifestDigest, type Manifest } from './manifest.ts';
 
 /** Stores the chain's records (all, or those given) for the agent, as ingest would. */
 export function deliver(store: Store, chain: TestChain, agentId: string, records?: readonly WireRecord[]): void {
@@ -117,4 +123,38 @@ export function parseCsv(text: string): string[][] {
   }
   if (quoted || cell !== '' || row.length > 0) throw new Error('CSV: the last row does not end with CRLF');
   return rows;
+}
+
+/** Rewrites a records file of a bundle with the entries `change` returns (in the export's own spelling). */
+export function editRecords(dir: string, file: string, change: (entries: RecordEntry[]) => RecordEntry[]): void {
+  const entries = readFileSync(join(dir, file), 'utf8').split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as RecordEntry);
+  writeFileSync(join(dir, file), change(entries).map((entry) => `${jsonLine(entry)}\n`).join(''));
+}
+
+/**
+ * Makes the manifest agree with the files as they now are — their SHA-256 and size, the record count and
+ * the chain heads as the exporter would compute them — and re-signs it: what anyone holding the bundle can do.
+ */
+export function resignBundle(dir: string): Manifest {
+  const manifest = JSON.parse(readFileSync(join(dir, MANIFEST_FILE), 'utf8')) as Manifest;
+  manifest.records = 0;
+  manifest.streams = [];
+  for (const file of manifest.files) {
+    const bytes = readFileSync(join(dir, file.path));
+    file.sha256 = createHash('sha256').update(bytes).digest('hex');
+    file.bytes = bytes.length;
+    if (file.role !== 'records') continue;
+    const heads = new HeadTracker(file.path);
+    for (const line of bytes.toString('utf8').split('\n')) {
+      if (line === '') continue;
+      const entry = JSON.parse(line) as RecordEntry;
+      const record = entry.record as { hash: string; prev: string };
+      heads.add(entry.agentId, entry.stream, entry.seq, record.hash, record.prev);
+      manifest.records++;
+    }
+    manifest.streams.push(...heads.heads());
+  }
+  manifest.digest = manifestDigest(manifest);
+  writeFileSync(join(dir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+  return manifest;
 }

@@ -1,6 +1,7 @@
 // verifyExport against bundles written from real SQLite stores, then altered the way someone holding the
 // copy could: one byte of a record, of the CSV, of a recording or of the manifest; a line deleted, moved
-// or added; a file added, removed or swapped for a link; the manifest re-signed to match an edit.
+// or added; a file added, removed or swapped for a link; the manifest re-signed to match an edit; records
+// deleted and declared left out; and, with the store at hand, what the bundle alone cannot show.
 import { readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,9 +11,10 @@ import { chainHash } from '../protocol/chain.ts';
 import { TestChain } from '../store/contract.ts';
 import { openSqliteStore } from '../store/sqlite/index.ts';
 import type { Store } from '../store/types.ts';
+import type { RecordEntry } from '../export.ts';
 import { writeExportBundle } from './bundle.ts';
 import { manifestDigest, type ExportFormat, type Manifest } from './manifest.ts';
-import { deliver, fillEvidenceStore, shellSession, type EvidenceStore } from './testing.ts';
+import { deliver, editRecords, fillEvidenceStore, resignBundle, shellSession, type EvidenceStore } from './testing.ts';
 import { verifyExport, type ExportVerdict } from './verify.ts';
 
 let dir: string;
@@ -62,8 +64,10 @@ describe('verifyExport', () => {
     const verdict = verifyExport(out);
     expect(verdict).toEqual({
       ok: true, dir: out, format, exportedAt: manifest.exportedAt, collectorVersion: '9.9.9', filter: {}, files: manifest.files.length,
-      heads: manifest.streams, sessions: format === 'asciicast' ? 1 : 0, records: manifest.records, problems: [], problemCount: 0,
+      heads: manifest.streams, sessions: format === 'asciicast' ? 1 : 0, records: manifest.records,
+      leftOut: { ranges: 0, declared: 0, byFilter: 0 }, againstStore: false, problems: [], problemCount: 0,
     });
+    expect(verifyExport(out, { store })).toMatchObject({ ok: true, againstStore: true, problemCount: 0 });
   });
 
   it('names the record one byte of whose field value changed: file, line, stream, seq and what differs', () => {
@@ -260,5 +264,162 @@ describe('verifyExport', () => {
     }
     expect(verifyExport(out).ok).toBe(true);
     expect(tried).toBeGreaterThan(500);
+  });
+});
+
+describe('verifyExport: seqs a bundle leaves out', () => {
+  const everythingLeftOut = (from: number, to: number, stream: string, why: string) =>
+    `${from === to ? `seq ${from} of stream ${stream} is` : `seqs ${from}–${to} of stream ${stream} are`} left out of an export of everything (no filter), where only seqs their agent declared dropped can be missing, and ${why}: lines were removed after export, or the store lacked them undeclared (verify --data says which)`;
+  const withoutSeqs = (stream: string, seqs: readonly number[]) => (entries: RecordEntry[]) => entries.filter((e) => e.stream !== stream || !seqs.includes(e.seq));
+
+  it('names seqs deleted from an export of everything and declared left out in a re-signed manifest: the range and the stream (review finding)', () => {
+    bundle('jsonl');
+    editRecords(out, 'records.jsonl', withoutSeqs('stream-a-0001', [2, 3]));
+    const forged = resignBundle(out);
+    expect(forged.streams[0]).toMatchObject({ stream: 'stream-a-0001', firstSeq: 1, contiguous: false, missing: [[2, 3]] });
+    const verdict = verifyExport(out);
+    expect(altered(verdict)).toEqual({
+      file: 'records.jsonl', line: lineOf('records.jsonl', 'stream-a-0001', 4), stream: 'stream-a-0001', seq: 2,
+      reason: everythingLeftOut(2, 3, 'stream-a-0001', 'no buffer_dropped declaration in the bundle covers seqs 2–3'),
+    });
+    expect(verdict.problemCount).toBe(1);
+    expect(verdict.leftOut).toEqual({ ranges: 1, declared: 0, byFilter: 0 });
+
+    // The first seqs of a stream, the manifest's firstSeq and firstPrev moved past them.
+    rmSync(out, { recursive: true });
+    bundle('jsonl');
+    editRecords(out, 'records.jsonl', withoutSeqs('stream-b-0001', [1, 2]));
+    expect(resignBundle(out).streams[1]).toMatchObject({ stream: 'stream-b-0001', firstSeq: 3, firstPrev: evidence.b.records[1]!.hash, contiguous: true });
+    expect(altered(verifyExport(out))).toEqual({
+      file: 'records.jsonl', line: lineOf('records.jsonl', 'stream-b-0001', 3), stream: 'stream-b-0001', seq: 1,
+      reason: everythingLeftOut(1, 2, 'stream-b-0001', 'no buffer_dropped declaration in the bundle covers seqs 1–2'),
+    });
+  });
+
+  it('passes seqs an agent dropped and declared, in the middle or at the start of its stream, in an export of everything', () => {
+    const chain = new TestChain('stream-drop-0001');
+    const first = chain.drop(2);
+    chain.declare(first);
+    chain.event();
+    const middle = chain.drop(3);
+    chain.event();
+    chain.declare(middle);
+    deliver(store, chain, 'ag-d');
+    const manifest = bundle('jsonl');
+    expect(manifest.streams.find((h) => h.stream === chain.stream)).toMatchObject({ firstSeq: 3, firstPrev: first.toHash, missing: [[5, 7]] });
+    const verdict = verifyExport(out);
+    expect(verdict).toMatchObject({ ok: true, problems: [], leftOut: { ranges: 2, declared: 2, byFilter: 0 } });
+    // And the store agrees: the seqs are not there either, and it holds the same declarations.
+    expect(verifyExport(out, { store })).toMatchObject({ ok: true, problems: [], againstStore: true });
+  });
+
+  it('names a declaration whose hashes do not meet the records on both sides of the seqs it declares dropped', () => {
+    const chain = new TestChain('stream-drop-0001');
+    chain.event();
+    const drop = chain.drop(2);
+    chain.declare(drop, { FromPrev: chainHash({ forged: true }) });
+    chain.event();
+    deliver(store, chain, 'ag-d');
+    bundle('jsonl');
+    expect(altered(verifyExport(out))).toEqual({
+      file: 'records.jsonl', line: lineOf('records.jsonl', chain.stream, 4), stream: chain.stream, seq: 2,
+      reason: everythingLeftOut(2, 3, chain.stream, `buffer_dropped at seq 4 declares seqs 2–3 with FromPrev ${chainHash({ forged: true })}, but the hash before them is ${chain.records[0]!.hash}`),
+    });
+  });
+
+  it('counts the seqs a filtered bundle leaves out: those a declaration covers are checked, the filter\'s cannot be offline', () => {
+    const chain = new TestChain('stream-gap-0001');
+    chain.event();
+    chain.event({ time: '2026-03-01T09:00:00.000Z' });
+    const drop = chain.drop(2);
+    chain.declare(drop);
+    chain.event();
+    deliver(store, chain, 'ag-g');
+    writeExportBundle(store, { dir: out, format: 'jsonl', collectorVersion: '9.9.9', filter: { since: '2026-03-01T09:30:00.000Z', hostId: chain.host.id } });
+    const verdict = verifyExport(out);
+    // Seq 2 is before `since`; seqs 3–4 were dropped and are declared at seq 5.
+    expect(verdict.heads[0]).toMatchObject({ firstSeq: 1, lastSeq: 6, missing: [[2, 4]] });
+    expect(verdict).toMatchObject({ ok: true, leftOut: { ranges: 1, declared: 0, byFilter: 1 } });
+    expect(verifyExport(out, { store })).toMatchObject({ ok: true, problems: [], againstStore: true });
+
+    rmSync(out, { recursive: true });
+    writeExportBundle(store, { dir: out, format: 'jsonl', collectorVersion: '9.9.9', filter: { hostId: chain.host.id } });
+    expect(verifyExport(out)).toMatchObject({ ok: true, leftOut: { ranges: 1, declared: 1, byFilter: 0 } });
+  });
+
+  it('against the store, names a record the filter selects that a filtered bundle leaves out: the attack above, filtered (review finding)', () => {
+    const { a } = evidence;
+    writeExportBundle(store, { dir: out, format: 'jsonl', collectorVersion: '9.9.9', filter: { hostId: 'h1' } });
+    editRecords(out, 'records.jsonl', withoutSeqs('stream-a-0001', [2, 3]));
+    resignBundle(out);
+    // Offline, the filter could have left them out: verify says it cannot tell.
+    expect(verifyExport(out)).toMatchObject({ ok: true, leftOut: { ranges: 1, declared: 0, byFilter: 1 } });
+    const verdict = verifyExport(out, { store });
+    expect(altered(verdict)).toEqual({
+      file: 'records.jsonl', line: lineOf('records.jsonl', 'stream-a-0001', 4), stream: 'stream-a-0001', seq: 2,
+      reason: 'seq 2 of stream stream-a-0001 is in the store and within the export\'s filter, yet the bundle leaves it out (seqs 2–3)',
+    });
+    expect(verdict.problems.map((p) => p.seq)).toEqual([2, 3]);
+
+    // The first records of the stream, the head moved past them.
+    rmSync(out, { recursive: true });
+    writeExportBundle(store, { dir: out, format: 'jsonl', collectorVersion: '9.9.9', filter: { hostId: 'h1' } });
+    editRecords(out, 'records.jsonl', withoutSeqs('stream-a-0001', [1]));
+    resignBundle(out);
+    expect(verifyExport(out).ok).toBe(true);
+    expect(altered(verifyExport(out, { store }))).toMatchObject({
+      stream: 'stream-a-0001', seq: 1, reason: 'seq 1 of stream stream-a-0001 is in the store and within the export\'s filter, yet the bundle leaves it out: its first seq of the stream is 2',
+    });
+    expect(a.records.length).toBeGreaterThan(4);
+  });
+
+  it('against the store, names the first record of a bundle whose chain was rewritten and re-hashed throughout', () => {
+    bundle('jsonl');
+    const target = evidence.b.records[1]!;
+    editRecords(out, 'records.jsonl', (entries) => {
+      let prev: string | undefined;
+      return entries.map((entry) => {
+        if (entry.stream !== 'stream-b-0001' || entry.seq < 2) return entry;
+        const record = { ...(entry.record as Record<string, unknown>) };
+        if (entry.seq === 2) record['summary'] = 'nothing happened';
+        if (prev !== undefined) record['prev'] = prev;
+        record['hash'] = chainHash(record);
+        prev = record['hash'] as string;
+        return { ...entry, record };
+      });
+    });
+    resignBundle(out);
+    // Offline it is a bundle like any other: only the heads, compared with the collector, tell.
+    expect(verifyExport(out).ok).toBe(true);
+    const verdict = verifyExport(out, { store });
+    expect(altered(verdict)).toEqual({
+      file: 'records.jsonl', line: lineOf('records.jsonl', 'stream-b-0001', 2), stream: 'stream-b-0001', seq: 2,
+      reason: expect.stringMatching(new RegExp(`^the store's seq 2 of stream stream-b-0001 has hash ${target.hash}, the bundle's [0-9a-f]{64}$`)),
+    });
+  });
+
+  it('against the store, names a record the store does not hold, and seqs left out that the store lacks undeclared', () => {
+    const chain = new TestChain('stream-c-0001');
+    chain.event();
+    chain.event();
+    chain.event();
+    deliver(store, chain, 'ag-c', [chain.records[0]!, chain.records[2]!]);
+    bundle('jsonl');
+    // The store lacks seq 2 and nothing declares it: the bundle of everything fails, offline and against the store.
+    const verdict = verifyExport(out, { store });
+    expect(verdict.problems.filter((p) => p.stream === chain.stream)).toEqual([
+      { file: 'records.jsonl', line: lineOf('records.jsonl', chain.stream, 3), stream: chain.stream, seq: 2, reason: 'seq 2 of stream stream-c-0001, left out of the bundle, is not in the store either, and no buffer_dropped declaration in the store covers seq 2' },
+      { file: 'records.jsonl', line: lineOf('records.jsonl', chain.stream, 3), stream: chain.stream, seq: 2, reason: everythingLeftOut(2, 2, chain.stream, 'no buffer_dropped declaration in the bundle covers seq 2') },
+    ]);
+
+    // A record the bundle holds and the store does not (another collector's, or made up).
+    rmSync(out, { recursive: true });
+    writeExportBundle(store, { dir: out, format: 'jsonl', collectorVersion: '9.9.9', filter: { hostId: chain.host.id } });
+    editRecords(out, 'records.jsonl', (entries) => [...entries.slice(0, 1), { ...entries[0]!, seq: 2, record: chain.records[1] }, ...entries.slice(1)]);
+    resignBundle(out);
+    expect(verifyExport(out).ok).toBe(true);
+    expect(altered(verifyExport(out, { store }))).toEqual({
+      file: 'records.jsonl', line: 2, stream: chain.stream, seq: 2, reason: 'the store holds no seq 2 of stream stream-c-0001, yet the bundle does',
+    });
   });
 });

@@ -1,14 +1,18 @@
 // `omwatch-collector verify --export DIR` (design.md §6): checks an export bundle offline, from its
-// directory alone — each file against the manifest, every record's hash and link, the chain heads, and
-// the CSV and recordings against the records they were made from — and names the first altered record.
+// directory alone — each file against the manifest, every record's hash and link, the chain heads, the
+// seqs left out, and the CSV and recordings against their records — and names the first altered record;
+// with the collector's store at hand (`--data`), also that every record and seq left out is the store's.
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { csvCell, csvHeader, csvValues, CSV_COLUMNS, CSV_LINE_BREAK, jsonLine, type CollectorAlertEntry, type RecordEntry } from '../export.ts';
-import { chainHash } from '../protocol/chain.ts';
-import { CSV_FILE } from './bundle.ts';
+import { chainHash, GENESIS } from '../protocol/chain.ts';
+import type { RecordFilter, Store } from '../store/types.ts';
+import { StoreStreamCheck } from './against-store.ts';
+import { CSV_FILE, recordFilterOf } from './bundle.ts';
 import { castOf, storedView } from './cast.ts';
+import { declarationOf, seqsText, undeclared, type Declaration, type MissingRange } from './gaps.ts';
 import { MANIFEST_FILE, manifestDigest, ManifestSchema, type FileEntry, type Manifest, type SessionEntry, type StreamHead } from './manifest.ts';
 import { rangesText } from '../sessions.ts';
 
@@ -37,6 +41,9 @@ export interface ExportVerdict {
   sessions: number;
   /** Records read from the records files. */
   records: number;
+  leftOut: LeftOut;
+  /** Whether the bundle was also checked against the collector's store (`verify --export DIR --data STORE`). */
+  againstStore: boolean;
   /** The first MAX_PROBLEMS problems, in the order found. */
   problems: ExportProblem[];
   problemCount: number;
@@ -48,9 +55,30 @@ export interface ExportVerdict {
   firstAltered?: ExportProblem;
 }
 
+/**
+ * The ranges of seqs a bundle's streams leave out, and how far verify could tell why. A range is a run of
+ * seqs not exported between two exported ones of a stream and, in an export of everything, before its first.
+ */
+export interface LeftOut {
+  ranges: number;
+  /** Those a buffer_dropped declaration in the bundle accounts for, its hashes meeting the records on both sides. */
+  declared: number;
+  /**
+   * Those only the bundle's filter can account for: verify cannot see records the export did not take,
+   * so offline these rest on the manifest's word (`againstStore` checks them). Always 0 in an export of
+   * everything, where a range no declaration accounts for is a problem.
+   */
+  byFilter: number;
+}
+
 export interface VerifyExportOptions {
   /** Told the number of records read so far, every PROGRESS_EVERY records. */
   onProgress?: (records: number) => void;
+  /**
+   * The collector's store, when at hand: every exported record must then be the store's, and every seq
+   * left out outside the filter there or a gap its agent declared.
+   */
+  store?: Store;
 }
 
 const MAX_PROBLEMS = 100;
@@ -61,6 +89,7 @@ const MAX_DEPTH = 4;
 
 export function verifyExport(dir: string, options: VerifyExportOptions = {}): ExportVerdict {
   const problems = new Problems();
+  const leftOut: LeftOut = { ranges: 0, declared: 0, byFilter: 0 };
   const verdict = (manifest: Manifest | undefined, records: number): ExportVerdict => {
     const first = problems.first();
     return {
@@ -71,6 +100,8 @@ export function verifyExport(dir: string, options: VerifyExportOptions = {}): Ex
       heads: manifest?.streams ?? [],
       sessions: manifest?.sessions.length ?? 0,
       records,
+      leftOut,
+      againstStore: options.store !== undefined,
       problems: problems.list,
       problemCount: problems.count,
       ...(first ? { firstAltered: first } : {}),
@@ -107,7 +138,14 @@ export function verifyExport(dir: string, options: VerifyExportOptions = {}): Ex
       if (!readable.has(file.path)) continue;
       const session = manifest.sessions.find((s) => s.records === file.path);
       const entries: Array<{ entry: RecordEntry; line: number }> = [];
-      walkRecords(join(dir, file.path), file.path, headsByFile.get(file.path) ?? [], problems, (entry, line) => {
+      const read: ReadOf = {
+        // An asciicast bundle's records file holds one session's records, whatever the filter.
+        everything: manifest.format !== 'asciicast' && Object.keys(manifest.filter).length === 0,
+        filter: session ? { sessionId: session.id } : recordFilterOf(manifest.filter),
+        leftOut,
+        ...(options.store ? { store: options.store } : {}),
+      };
+      walkRecords(join(dir, file.path), file.path, headsByFile.get(file.path) ?? [], read, problems, (entry, line) => {
         csv?.expect(csvValues(entry), { file: file.path, line, stream: entry.stream, seq: entry.seq });
         if (session) entries.push({ entry, line });
         if (++records % PROGRESS_EVERY === 0) options.onProgress?.(records);
@@ -347,35 +385,49 @@ function asRecordEntry(value: unknown): RecordEntry | string {
   return entry as unknown as RecordEntry;
 }
 
+/** How a records file was read from the store, for judging the seqs it leaves out. */
+interface ReadOf {
+  /** Read with no filter at all: every seq left out must be one its agent declared dropped. */
+  everything: boolean;
+  filter: RecordFilter;
+  leftOut: LeftOut;
+  store?: Store;
+}
+
 /** Walks a records file: each line checked on its own, then within its stream, then against the heads. */
-function walkRecords(path: string, file: string, heads: readonly StreamHead[], problems: Problems, onEntry: (entry: RecordEntry, line: number) => void): void {
+function walkRecords(path: string, file: string, heads: readonly StreamHead[], read: ReadOf, problems: Problems, onEntry: (entry: RecordEntry, line: number) => void): void {
   const headOf = new Map(heads.map((head) => [head.stream, head]));
   const seen = new Set<string>();
   let walk: StreamCheck | undefined;
   let line = 0;
-  for (const { text, ended } of readLines(path)) {
-    line++;
-    const value = parseLine(text, ended, { file, line }, problems);
-    if (value === undefined) continue;
-    const entry = asRecordEntry(value);
-    if (typeof entry === 'string') {
-      problems.add({ file, line, reason: `not a record line: ${entry}` });
-      continue;
+  try {
+    for (const { text, ended } of readLines(path)) {
+      line++;
+      const value = parseLine(text, ended, { file, line }, problems);
+      if (value === undefined) continue;
+      const entry = asRecordEntry(value);
+      if (typeof entry === 'string') {
+        problems.add({ file, line, reason: `not a record line: ${entry}` });
+        continue;
+      }
+      const at = { file, line, stream: entry.stream, seq: entry.seq };
+      if (jsonLine(value) !== text) problems.add({ ...at, reason: 'not in the form the export writes: the same values spelled otherwise (spacing, escapes or key order)' });
+      if (walk?.stream !== entry.stream) {
+        walk?.finish();
+        if (seen.has(entry.stream)) problems.add({ ...at, reason: `out of order: stream ${entry.stream} again after another stream (the export writes each stream's records together)` });
+        seen.add(entry.stream);
+        const head = headOf.get(entry.stream);
+        if (!head) problems.add({ ...at, reason: `stream ${entry.stream} is not among the manifest's chain heads for ${file}` });
+        walk = new StreamCheck(file, entry.stream, head, read, problems);
+      }
+      walk.add(entry, line);
+      onEntry(entry, line);
     }
-    const at = { file, line, stream: entry.stream, seq: entry.seq };
-    if (jsonLine(value) !== text) problems.add({ ...at, reason: 'not in the form the export writes: the same values spelled otherwise (spacing, escapes or key order)' });
-    if (walk?.stream !== entry.stream) {
-      walk?.finish();
-      if (seen.has(entry.stream)) problems.add({ ...at, reason: `out of order: stream ${entry.stream} again after another stream (the export writes each stream's records together)` });
-      seen.add(entry.stream);
-      const head = headOf.get(entry.stream);
-      if (!head) problems.add({ ...at, reason: `stream ${entry.stream} is not among the manifest's chain heads for ${file}` });
-      walk = new StreamCheck(file, entry.stream, head, problems);
-    }
-    walk.add(entry, line);
-    onEntry(entry, line);
+    walk?.finish();
+  } finally {
+    // After a failure part way, the reads of the store it opened are freed (finish frees them otherwise).
+    walk?.close();
   }
-  walk?.finish();
   for (const head of heads) {
     if (!seen.has(head.stream)) {
       problems.add({ file, stream: head.stream, reason: `the manifest lists ${head.records} records of stream ${head.stream} (seq ${head.firstSeq}–${head.lastSeq}) in ${file}; it holds none` });
@@ -388,6 +440,7 @@ class StreamCheck {
   readonly stream: string;
   readonly #file: string;
   readonly #head: StreamHead | undefined;
+  readonly #read: ReadOf;
   readonly #problems: Problems;
   #count = 0;
   /** The last seq walked (before any, the one before the head's first) and the hash it carries. */
@@ -395,11 +448,18 @@ class StreamCheck {
   #lastHash: string | undefined;
   #lastLine = 0;
   #hashAtHead: { hash: string; line: number } | undefined;
+  /** Runs of seqs not exported that the manifest says are left out, each with the line after it. */
+  readonly #gaps: Array<{ range: MissingRange; line: number }> = [];
+  readonly #declarations: Declaration[] = [];
+  #store: StoreStreamCheck | undefined;
+  /** The line of the record the store check was last told of: where a difference it finds is placed. */
+  #storeLine = 0;
 
-  constructor(file: string, stream: string, head: StreamHead | undefined, problems: Problems) {
+  constructor(file: string, stream: string, head: StreamHead | undefined, read: ReadOf, problems: Problems) {
     this.#file = file;
     this.stream = stream;
     this.#head = head;
+    this.#read = read;
     this.#problems = problems;
     this.#last = head ? head.firstSeq - 1 : 0;
     this.#lastHash = head?.firstPrev;
@@ -421,6 +481,16 @@ class StreamCheck {
       fail(`seq ${seq} is before the manifest's first exported seq ${head.firstSeq} of the stream`);
       return;
     }
+    this.#storeLine = line;
+    if (head && this.#count === 0) {
+      // An export of everything starts each stream at seq 1 unless its agent declared the first seqs dropped.
+      if (this.#read.everything && head.firstSeq > 1) this.#gaps.push({ range: { from: 1, to: head.firstSeq - 1, beforeHash: GENESIS, afterPrev: head.firstPrev }, line });
+      if (this.#read.store) {
+        this.#store = new StoreStreamCheck(this.#read.store, this.stream, head.firstSeq, this.#read, (failedSeq, reason) => {
+          this.#problems.add({ file: this.#file, line: this.#storeLine, stream: this.stream, seq: failedSeq, reason });
+        });
+      }
+    }
 
     // The record on its own: it is the line's, and hashes to the hash it carries.
     const carried = record['hash'];
@@ -437,6 +507,8 @@ class StreamCheck {
       }
       if (computed !== undefined && computed !== carried) fail(`hash mismatch: the record hashes to ${computed}, it carries ${carried}: its content or its hash was changed after it was chained`);
     }
+    const declaration = declarationOf(seq, record);
+    if (declaration) this.#declarations.push(declaration);
 
     // Its place in the stream: linked to the record before it, or past seqs the manifest says are left out.
     if (head && seq > head.lastSeq) fail(`seq ${seq} is past the manifest's last exported seq ${head.lastSeq} of the stream`);
@@ -450,7 +522,9 @@ class StreamCheck {
     } else if (head) {
       const lost = firstOutside(head.missing, this.#last + 1, seq - 1);
       if (lost !== undefined) fail(`seq ${lost} of stream ${this.stream} is missing: the manifest lists it as exported${lost === seq - 1 ? '' : ` (seqs ${lost}–${seq - 1} are not here)`}; this line holds seq ${seq}`);
+      else this.#gaps.push({ range: { from: this.#last + 1, to: seq - 1, beforeHash: this.#lastHash, afterPrev: typeof record['prev'] === 'string' ? record['prev'] : undefined }, line });
     }
+    this.#store?.exported(seq, entry.agentId, typeof carried === 'string' ? carried : undefined);
     if (head && seq === head.lastSeq && typeof carried === 'string') this.#hashAtHead = { hash: carried, line };
     // The carried hash, not a recomputed one: an edited record is reported once, not again at its successor.
     this.#lastHash = typeof carried === 'string' ? carried : undefined;
@@ -460,6 +534,7 @@ class StreamCheck {
   }
 
   finish(): void {
+    this.close();
     const head = this.#head;
     if (!head) return;
     if (this.#last < head.lastSeq) {
@@ -475,6 +550,36 @@ class StreamCheck {
         file: this.#file, line: this.#hashAtHead.line, stream: this.stream, seq: head.lastSeq,
         reason: `hash ${this.#hashAtHead.hash} differs from the manifest's lastHash ${head.lastHash} of the stream`,
       });
+    }
+    this.#judgeGaps();
+  }
+
+  /** Frees the store's reads, if any. */
+  close(): void {
+    this.#store?.close();
+    this.#store = undefined;
+  }
+
+  /**
+   * A run of seqs left out is accounted for by a declaration of its agent's in the bundle, or else by the
+   * filter — which verify cannot check offline. An export of everything has no filter to account for one.
+   */
+  #judgeGaps(): void {
+    const { leftOut, everything } = this.#read;
+    for (const { range, line } of this.#gaps) {
+      leftOut.ranges++;
+      const failure = undeclared(range, this.#declarations, 'in the bundle');
+      if (failure === undefined) {
+        leftOut.declared++;
+      } else if (!everything) {
+        leftOut.byFilter++;
+      } else {
+        const seqs = seqsText(range.from, range.to);
+        this.#problems.add({
+          file: this.#file, line, stream: this.stream, seq: failure.seq,
+          reason: `${seqs} of stream ${this.stream} ${range.from === range.to ? 'is' : 'are'} left out of an export of everything (no filter), where only seqs their agent declared dropped can be missing, and ${failure.reason}: lines were removed after export, or the store lacked them undeclared (verify --data says which)`,
+        });
+      }
     }
   }
 }
