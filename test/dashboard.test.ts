@@ -508,8 +508,13 @@ describe.skipIf(!asRoot || !browserAvailable())('dashboard (chromium, real colle
       if (i % 1_000 === 999) seeder.outbox.flush();
     }
     await seeder.drained();
-    // Every one arrives live.
-    await page.waitForFunction((total) => document.querySelector('[data-testid="feed-count"]')!.textContent!.endsWith(`of ${total.toLocaleString('en-US')} alerts`), before + COUNT, { timeout: 60_000 });
+    // Every one arrives live. The agent daemon of this test watches the whole machine, so other tests'
+    // SSH sessions may raise alerts meanwhile: at least these 10,000 more, not exactly.
+    const heldAtLeast = (total: number) => {
+      const match = /of ([\d,]+) alerts$/.exec(document.querySelector('[data-testid="feed-count"]')?.textContent ?? '');
+      return match !== null && Number(match[1]!.replace(/,/g, '')) >= total;
+    };
+    await page.waitForFunction(heldAtLeast, before + COUNT, { timeout: 60_000 });
     const rows = () => page.evaluate(() => document.querySelectorAll('[data-testid="alert-list"] .vl-row').length);
     figures.rowsInDom = await rows();
     expect(figures.rowsInDom).toBeLessThan(200);
@@ -542,7 +547,7 @@ describe.skipIf(!asRoot || !browserAvailable())('dashboard (chromium, real colle
     // A fresh page loads them all from the API, page by page.
     const loading = Date.now();
     await page.reload();
-    await page.waitForFunction((total) => document.querySelector('[data-testid="feed-count"]')?.textContent?.endsWith(`of ${total.toLocaleString('en-US')} alerts`), before + COUNT, { timeout: 60_000 });
+    await page.waitForFunction(heldAtLeast, before + COUNT, { timeout: 60_000 });
     figures.initialLoadMs = Date.now() - loading;
     expect(await rows()).toBeLessThan(200);
     await assertInert(analyst, '10k');
