@@ -14,7 +14,7 @@ import type { AlertListing, PageCursor, Store, StoredRecord, TriageState } from 
 import { allows, LEVELS, ROUTES, type RouteName, type RouteSpec } from './access.ts';
 import type { CollectorMetrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
-import { csrfHolds, fromOurPages, type Logins, type Principal, sameOrigin } from './principal.ts';
+import { CSRF_HEADER, csrfHolds, fromOurPages, type Logins, type Principal, sameOrigin } from './principal.ts';
 import type { RuleText } from './rule-texts.ts';
 
 export interface ApiDeps {
@@ -311,7 +311,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
         // A browser's change must come from our own pages: the login's CSRF token in a header, and our Origin.
         if (spec.method !== 'GET' && principal?.via === 'login' && (!csrfHolds(principal, request.headers) || !sameOrigin(request.headers))) {
           log(403);
-          throw new ApiError(403, `a change from a login must carry the ${'x-omwatch-csrf'} header from GET /api/v1/session and come from this collector's pages`);
+          throw new ApiError(403, `a change from a login must carry the ${CSRF_HEADER} header from GET /api/v1/session and come from this collector's pages`);
         }
         if (name === 'login' && request.headers.origin !== undefined && !sameOrigin(request.headers)) throw new ApiError(403, 'log in from this collector\'s pages');
         const context = {
