@@ -70,7 +70,7 @@ export function* exportLines(store: Store, filter: ExportFilter = {}): Generator
 }
 
 /** Details are JSON the collector wrote; kept as a string if they are not, rather than lost. */
-function detailsOf(alert: CollectorAlert): unknown {
+export function detailsOf(alert: CollectorAlert): unknown {
   try {
     return JSON.parse(alert.details);
   } catch {

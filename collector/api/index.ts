@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 import { newSecret, secretHash } from '../auth.ts';
-import { CSV_LINE_BREAK, exportCsvLines, exportLines } from '../export.ts';
+import { CSV_LINE_BREAK, detailsOf, exportCsvLines, exportLines } from '../export.ts';
 import type { WireAlert, WireRecord } from '../protocol/index.ts';
 import { listSessions, rangesText, SessionNotFoundError, sessionCast, sessionSummary, type LiveSessions } from '../sessions.ts';
 import type { AlertListing, PageCursor, Store, StoredRecord, TriageState } from '../store/types.ts';
@@ -166,7 +166,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
 
     collectorAlerts: ({ query }) => ({
       alerts: store.collectorAlerts({ since: query.since, until: query.until, newestFirst: true, limit: query.limit })
-        .map((alert) => ({ ...alert, details: parseDetails(alert.details) })),
+        .map((alert) => ({ ...alert, details: detailsOf(alert) })),
     }),
 
     agents: () => ({
@@ -352,15 +352,6 @@ function alertItem(listing: AlertListing): AlertItem {
     rule: { id: alert.rule.id, title: alert.rule.title, author: alert.rule.author, tags: alert.rule.tags },
     sessionId: alert.sessionId ?? null, summary: alert.summary, eventIds: alert.eventIds, state: listing.state, assignee: listing.assignee,
   };
-}
-
-/** Details are JSON the collector wrote; kept as text if they are not, rather than lost. */
-function parseDetails(details: string): unknown {
-  try {
-    return JSON.parse(details) as unknown;
-  } catch {
-    return details;
-  }
 }
 
 /** A stored record as the API shows it: the record as the agent sent it, and where it is stored. */
