@@ -52,6 +52,11 @@ export const ProcessCreationFields = z.strictObject({
   Tool: name.optional(),
   /** Ours: when the process started, ISO 8601. */
   StartTime: z.iso.datetime().optional(),
+  /**
+   * Ours, connector source: the process had exited before its details could be read at its exec;
+   * what is known (pid, parent, time, user) is reported, Image and CommandLine may be empty.
+   */
+  ExitedBeforeRead: z.boolean().optional(),
 });
 
 export const ProcessTerminationFields = z.strictObject({
@@ -59,10 +64,31 @@ export const ProcessTerminationFields = z.strictObject({
   ...processIdentity,
   CommandLine: text.optional(),
   ParentProcessId: pid.optional(),
-  /** Ours: only sources that see the exit status fill it. */
+  /** Ours: only sources that see the exit status fill it (the connector does); 128 + n for a process killed by signal n. */
   ExitCode: z.number().int().optional(),
+  /** Ours: the signal that ended the process (`SIGKILL`, `SIGSEGV`), when one did. */
+  Signal: name.optional(),
   /** Ours: how long the process ran, in seconds. */
   DurationSeconds: z.number().nonnegative().optional(),
+});
+
+/**
+ * Ours: a running process changed its user without an exec (setuid(), as su, sudo, login and daemons
+ * dropping root do), from the kernel's process events connector. `User`/`RealUser` are the effective
+ * and real user after the change, `PreviousUser`/`PreviousRealUser` before it; `Image` and
+ * `CommandLine` are what the process runs. Becoming root from another real user is escalation.
+ */
+export const ProcessPrivilegeChangeFields = z.strictObject({
+  ...EnrichmentFields,
+  ...processIdentity,
+  CommandLine: text,
+  ParentProcessId: pid,
+  ParentImage: text.optional(),
+  ParentCommandLine: text.optional(),
+  RealUser: name.optional(),
+  PreviousUser: name.optional(),
+  PreviousRealUser: name.optional(),
+  Tty: name.optional(),
 });
 
 /**
@@ -162,6 +188,8 @@ export const AgentFields = z.strictObject({
     'buffer_dropped',
     'sensor_error',
     'sensor_unavailable',
+    /** A sensor's source lost events (the process connector's socket or queue overflowed); `Code`, `Count`. */
+    'sensor_overflow',
     'outbox_reset',
   ]),
   Sensor: name.optional(),
@@ -182,6 +210,7 @@ export const AgentFields = z.strictObject({
 export const categoryFields = {
   process_creation: ProcessCreationFields,
   process_termination: ProcessTerminationFields,
+  process_privilege_change: ProcessPrivilegeChangeFields,
   network_connection: NetworkConnectionFields,
   remote_session: RemoteSessionFields,
   shell_command: ShellCommandFields,
@@ -195,6 +224,7 @@ export const CATEGORIES = Object.keys(categoryFields) as Category[];
 
 export type ProcessCreation = z.infer<typeof ProcessCreationFields>;
 export type ProcessTermination = z.infer<typeof ProcessTerminationFields>;
+export type ProcessPrivilegeChange = z.infer<typeof ProcessPrivilegeChangeFields>;
 export type NetworkConnection = z.infer<typeof NetworkConnectionFields>;
 export type RemoteSession = z.infer<typeof RemoteSessionFields>;
 export type ShellCommand = z.infer<typeof ShellCommandFields>;

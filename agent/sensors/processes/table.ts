@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import type { ProcessInfo } from '../types.ts';
 import {
   decodeTty, parseAuditSessionId, parseBootTime, parseCmdline, parseEnviron, parseLastPid, parseStat,
-  parseStatusUid, startTimeMs,
+  parseStatusUids, startTimeMs,
 } from './parse.ts';
 import { UserNames } from './users.ts';
 
@@ -24,6 +24,34 @@ export interface ProcEntry extends ProcessInfo {
   generation: number;
   /** Set by attribution: the remote session this process belongs to, or null when none. */
   sessionId?: string | null;
+  /** The real uid (`uid` is the effective one), when known: a privilege change compares both. */
+  realUid?: number;
+  /**
+   * Connector source: a fork not (yet) followed by an exec. It holds its parent's program; its
+   * process_creation waits a scan interval for an exec, as a scan would not have seen it sooner.
+   */
+  forkOnly?: boolean;
+  /** Connector source: the exit arrived; the entry leaves the table once its batch is emitted. */
+  exitedAtMs?: number;
+  /** Connector source: the process had exited before its details could be read at its exec. */
+  exitedBeforeRead?: boolean;
+  /** Connector source: when the exec that made this entry happened (ms since the epoch). */
+  eventTimeMs?: number;
+  /** Its ProcessGuid, hashed once (for this host and start time). */
+  guid?: { hostId: string; startTimeMs: number; value: string };
+}
+
+/** What the connector read of a process the moment its exec arrived; absent what could not be read. */
+export interface ExecDetails {
+  cmdline?: Buffer;
+  cmdlineTruncated: boolean;
+  exe?: string;
+  stat?: string;
+  cwd?: string;
+  sessionId?: string;
+  environ?: Buffer;
+  /** Owner of /proc/PID: the effective uid. */
+  ownerUid?: number;
 }
 
 export interface ScanResult {
@@ -70,6 +98,11 @@ export interface ProcessCounters {
   execAfterRead: number;
 }
 
+/** Start time in clock ticks (as /proc/PID/stat counts) from a kernel boot-clock time in ns. */
+export function ticksOfBootNs(bootNs: number): number {
+  return Math.floor(bootNs / 10_000_000);
+}
+
 const NOT_READ = Symbol('not read');
 type Read<T> = T | typeof NOT_READ;
 
@@ -105,6 +138,107 @@ export class ProcessTable {
 
   get size(): number {
     return this.#entries.size;
+  }
+
+  /** The start time in ms since the epoch of a process started `startTicks` after boot. */
+  startTimeMsOf(startTicks: number): number {
+    return startTimeMs(this.#bootTimeSec, startTicks);
+  }
+
+  /** The user name of a uid, if the passwd file has it. */
+  userName(uid: number): string | undefined {
+    return this.#users.name(uid);
+  }
+
+  /** Puts an entry the connector built; it replaces any entry of the same pid. */
+  put(entry: ProcEntry): void {
+    entry.generation = this.#generation;
+    entry.firstGeneration = this.#generation;
+    this.#entries.set(entry.pid, entry);
+    if (!entry.kernelThread) this.#young.push(entry);
+  }
+
+  /**
+   * Between scans (the connector source): reads command lines again as a scan would, the young
+   * processes' and a rotating slice of the older ones', so a program that retitles itself (sshd's
+   * processes, a process faking sshd's title) is seen. Counts as a scan for how long a process stays young.
+   */
+  recheck(nowMs: number = Date.now()): Pick<ScanResult, 'execed' | 'retitled'> {
+    this.#generation++;
+    return this.#recheck(nowMs);
+  }
+
+
+  /** Removes `entry` if it is still the table's entry for its pid. */
+  remove(entry: ProcEntry): void {
+    if (this.#entries.get(entry.pid) === entry) this.#entries.delete(entry.pid);
+  }
+
+  /** A forked child as the connector first knows it: its parent's program, its own pid and start. */
+  fromFork(pid: number, ppid: number, startTicks: number, nowMs: number): ProcEntry {
+    const parent = this.#entries.get(ppid);
+    const entry: ProcEntry = {
+      pid, ppid, startTicks, startTimeMs: this.startTimeMsOf(startTicks),
+      name: parent?.name ?? '', image: parent?.image ?? '', commandLine: parent?.commandLine ?? '',
+      kernelThread: parent?.kernelThread ?? false, readAtMs: nowMs,
+      firstGeneration: this.#generation, generation: this.#generation, forkOnly: true,
+    };
+    if (!parent) return entry;
+    // A fork inherits all of this; an exec or a uid change that follows is reported and applied.
+    for (const key of ['commandLineTruncated', 'cwd', 'uid', 'realUid', 'user', 'tty', 'auditSessionId', 'env'] as const) {
+      if (parent[key] !== undefined) (entry as unknown as Record<string, unknown>)[key] = parent[key];
+    }
+    return entry;
+  }
+
+  /**
+   * A process as the connector read it at its exec. What could not be read (the process exited
+   * first) comes from what the table knew of it (its fork), or is left empty.
+   */
+  fromExec(pid: number, details: ExecDetails, known: ProcEntry | undefined, nowMs: number): ProcEntry {
+    const stat = details.stat === undefined ? undefined : parseStat(details.stat);
+    const startTicks = stat?.startTicks ?? known?.startTicks ?? 0;
+    const entry: ProcEntry = {
+      pid,
+      ppid: stat?.ppid ?? known?.ppid ?? 0,
+      startTicks,
+      startTimeMs: this.startTimeMsOf(startTicks),
+      name: stat?.comm ?? '',
+      image: '',
+      commandLine: '',
+      kernelThread: false,
+      readAtMs: nowMs,
+      firstGeneration: this.#generation,
+      generation: this.#generation,
+    };
+    const tty = stat ? decodeTty(stat.ttyNr) : known?.tty;
+    if (tty) entry.tty = tty;
+    const uid = details.ownerUid ?? known?.uid;
+    if (uid !== undefined) {
+      entry.uid = uid;
+      const user = this.#users.name(uid);
+      if (user !== undefined) entry.user = user;
+    }
+    // exec never changes the real uid: it is the one the process had, or its parent's.
+    const realUid = known?.realUid ?? this.#entries.get(entry.ppid)?.realUid;
+    if (realUid !== undefined) entry.realUid = realUid;
+    if (details.cmdline !== undefined) {
+      const parsed = parseCmdline(details.cmdline, this.#maxCommandLineChars);
+      entry.commandLine = parsed.commandLine;
+      if (parsed.truncated || details.cmdlineTruncated) entry.commandLineTruncated = true;
+    }
+    entry.image = details.exe ?? (entry.commandLine ? imageFallback(entry.commandLine, entry.name) : '');
+    const cwd = details.cwd ?? known?.cwd;
+    if (cwd !== undefined) entry.cwd = cwd;
+    const auditSessionId = details.sessionId === undefined ? known?.auditSessionId : parseAuditSessionId(details.sessionId);
+    if (auditSessionId !== undefined) entry.auditSessionId = auditSessionId;
+    if (details.environ !== undefined) {
+      const env = parseEnviron(details.environ, ATTRIBUTION_ENV_KEYS);
+      if (Object.keys(env).length > 0) entry.env = env;
+    } else if (known?.env) {
+      entry.env = known.env;
+    }
+    return entry;
   }
 
   get(pid: number): ProcEntry | undefined {
@@ -273,10 +407,11 @@ export class ProcessTable {
     const tty = decodeTty(stat.ttyNr);
     if (tty) entry.tty = tty;
     const statusText = this.#readText(join(dir, 'status'));
-    const uid = statusText === undefined ? undefined : parseStatusUid(statusText);
-    if (uid !== undefined) {
-      entry.uid = uid;
-      const user = this.#users.name(uid);
+    const uids = statusText === undefined ? undefined : parseStatusUids(statusText);
+    if (uids !== undefined) {
+      entry.uid = uids.effective;
+      entry.realUid = uids.real;
+      const user = this.#users.name(uids.effective);
       if (user !== undefined) entry.user = user;
     }
     const cmdline = this.#readRaw(join(dir, 'cmdline'));

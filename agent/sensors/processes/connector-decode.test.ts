@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import { BLOBS, decodeBatch, decodeExitStatus, FLAG_GONE, FLAG_OWNER, HEADER_BYTES } from './connector-decode.ts';
+
+/** Packs one record as native/proc-connector/src/proc_connector.c does (little-endian). */
+function record(kind: number, fields: { flags?: number; timeMs?: number; pid?: number; parent?: number; a?: number; b?: number; bootMs?: number; blobs?: Partial<Record<(typeof BLOBS)[number], string>> }): Buffer {
+  const blobs = BLOBS.map((name) => fields.blobs?.[name]);
+  const payload = Buffer.concat(blobs.map((blob) => Buffer.from(blob ?? '', 'utf8')));
+  const size = Math.ceil((HEADER_BYTES + payload.length) / 8) * 8;
+  const out = Buffer.alloc(size);
+  out.writeUInt32LE(size, 0);
+  out[4] = kind;
+  out[5] = fields.flags ?? 0;
+  out.writeUInt16LE(blobs.reduce((mask, blob, i) => (blob === undefined ? mask : mask | (1 << i)), 0), 6);
+  out.writeDoubleLE(fields.timeMs ?? 0, 8);
+  out.writeInt32LE(fields.pid ?? -1, 16);
+  out.writeInt32LE(fields.parent ?? -1, 20);
+  out.writeUInt32LE(fields.a ?? 0, 24);
+  out.writeUInt32LE(fields.b ?? 0, 28);
+  blobs.forEach((blob, i) => out.writeUInt32LE(Buffer.byteLength(blob ?? ''), 32 + 4 * i));
+  out.writeDoubleLE(fields.bootMs ?? -1, 56);
+  payload.copy(out, HEADER_BYTES);
+  return out;
+}
+
+describe('decodeBatch', () => {
+  it('decodes each kind of record with its fields', () => {
+    const batch = Buffer.concat([
+      record(1, { timeMs: 1000.25, pid: 4242, parent: 4200, a: 4201, bootMs: 1_234_567.891 }),
+      record(2, {
+        timeMs: 1000.5, bootMs: 1_234_568, pid: 4242, flags: FLAG_OWNER, a: 1001, b: 1001,
+        blobs: { cmdline: 'iptables\0-F\0', exe: '/usr/sbin/xtables-nft-multi', stat: '4242 (iptables) R 4200', cwd: '/root', sessionid: '7', environ: 'SSH_CONNECTION=10.0.0.9 50000 10.0.0.1 22\0' },
+      }),
+      record(3, { timeMs: 1001, bootMs: 1_234_569, pid: 4242, a: 0, b: 0 }),
+      record(4, { timeMs: 1002, bootMs: 1_234_570, pid: 4242, parent: 4200, a: 4 << 8 }),
+      record(5, { timeMs: 1003, a: 1 }),
+      record(6, { timeMs: 1004, a: 17 }),
+      record(8, { timeMs: 1005 }),
+    ]);
+    const { records, malformed } = decodeBatch(batch);
+    expect(malformed).toBe(0);
+    expect(records).toEqual([
+      // Start ticks as /proc/PID/stat counts them: whole 10 ms ticks of the boot clock.
+      { kind: 'fork', timeMs: 1000.25, bootMs: 1_234_567.891, pid: 4242, ppid: 4200, startTicks: 123_456 },
+      {
+        kind: 'exec', timeMs: 1000.5, bootMs: 1_234_568, pid: 4242, gone: false, cmdlineTruncated: false, ownerUid: 1001,
+        cmdline: Buffer.from('iptables\0-F\0'), exe: '/usr/sbin/xtables-nft-multi', stat: '4242 (iptables) R 4200', cwd: '/root', sessionId: '7',
+        environ: Buffer.from('SSH_CONNECTION=10.0.0.9 50000 10.0.0.1 22\0'),
+      },
+      { kind: 'uid', timeMs: 1001, bootMs: 1_234_569, pid: 4242, realUid: 0, effectiveUid: 0 },
+      { kind: 'exit', timeMs: 1002, bootMs: 1_234_570, pid: 4242, ppid: 4200, status: 1024 },
+      { kind: 'overflow', timeMs: 1003, count: 1 },
+      { kind: 'dropped', timeMs: 1004, count: 17 },
+      { kind: 'relisten', timeMs: 1005, count: 0 },
+    ]);
+  });
+
+  it('reports an exec whose process was gone with only what the header says', () => {
+    const { records } = decodeBatch(record(2, { timeMs: 5, bootMs: 6, pid: 77, flags: FLAG_GONE, blobs: { stat: '77 (true) Z 76' } }));
+    expect(records).toEqual([{ kind: 'exec', timeMs: 5, bootMs: 6, pid: 77, gone: true, cmdlineTruncated: false, stat: '77 (true) Z 76' }]);
+  });
+
+  it('orders a batch by event time, keeping the order of equal times', () => {
+    // The bulk socket (forks, exits) is read after the exec socket: its older records come later.
+    const { records } = decodeBatch(Buffer.concat([
+      record(2, { timeMs: 20, pid: 9, blobs: { cmdline: 'a' } }),
+      record(1, { timeMs: 10, pid: 9, parent: 1 }),
+      record(4, { timeMs: 30, pid: 9, parent: 1 }),
+      record(3, { timeMs: 30, pid: 9 }),
+    ]));
+    expect(records.map((r) => r.kind)).toEqual(['fork', 'exec', 'exit', 'uid']);
+  });
+
+  it('strips " (deleted)" from the executable of a program deleted after it started', () => {
+    const { records } = decodeBatch(record(2, { pid: 3, blobs: { exe: '/tmp/x (deleted)' } }));
+    expect(records[0]).toMatchObject({ exe: '/tmp/x' });
+  });
+
+  it('stops at a malformed record and counts the bytes left, keeping what came before', () => {
+    const good = record(5, { a: 1 });
+    const badSize = record(1, { pid: 1 });
+    badSize.writeUInt32LE(12, 0);
+    const badKind = record(1, { pid: 1 });
+    badKind[4] = 99;
+    const blobPastEnd = record(2, { pid: 1, blobs: { cmdline: 'x' } });
+    blobPastEnd.writeUInt32LE(1000, 32);
+    for (const bad of [badSize, badKind, blobPastEnd, good.subarray(0, 40)]) {
+      const { records, malformed } = decodeBatch(Buffer.concat([good, bad]));
+      expect(records).toHaveLength(1);
+      expect(malformed).toBe(bad.length);
+    }
+    expect(decodeBatch(Buffer.alloc(0))).toEqual({ records: [], malformed: 0 });
+  });
+});
+
+describe('decodeExitStatus', () => {
+  it('decodes an exit code, a signal and a core dump', () => {
+    expect(decodeExitStatus(0)).toEqual({ exitCode: 0 });
+    expect(decodeExitStatus(4 << 8)).toEqual({ exitCode: 4 });
+    expect(decodeExitStatus(255 << 8)).toEqual({ exitCode: 255 });
+    expect(decodeExitStatus(9)).toEqual({ exitCode: 137, signal: 'SIGKILL' });
+    expect(decodeExitStatus(11 | 0x80)).toEqual({ exitCode: 139, signal: 'SIGSEGV', coreDumped: true });
+    expect(decodeExitStatus(40)).toEqual({ exitCode: 168, signal: 'SIG40' });
+  });
+});
