@@ -4,7 +4,7 @@
 // taking over, saying why, when the connector cannot be used.
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -173,15 +173,25 @@ describe.skipIf(!loaded.ok || !sshd.ok)('a short command in an SSH session, thro
     await server?.stop();
   });
 
-  it('reports `rm -f` and a fake `iptables -F` with their command line, SessionId and exit code', { timeout: 60_000 }, async () => {
+  // The commands live a few ms, as the real ones do (rm -rf of a tree, iptables loading its tables):
+  // the connector's command line goal is for processes living 5 ms or more. A process gone sooner
+  // still shows, with ExitedBeforeRead (the burst test above).
+  it('reports `rm -rf` and a stand-in `iptables -F` with their command line, SessionId and exit code', { timeout: 60_000 }, async () => {
     expect(sensors!.processes.source).toBe('connector');
     const dir = mkdtempSync(join(tmpdir(), 'omw-iptables-'));
     chmodSync(dir, 0o755);
     const iptables = join(dir, 'iptables');
-    writeFileSync(iptables, '#!/bin/sh\nexit 4\n', { mode: 0o755 });
-    const target = `/tmp/omw-exec-${process.pid}`;
+    // It reads its rules file, as iptables-restore would, and fails as iptables does without its module.
+    writeFileSync(iptables, '#!/bin/sh\nwhile read -r line; do :; done < /etc/services\nexit 4\n', { mode: 0o755 });
+    const target = join(dir, 'logs');
+    for (let i = 0; i < 200; i++) {
+      mkdirSync(join(target, String(i % 20)), { recursive: true });
+      writeFileSync(join(target, String(i % 20), `${i}.log`), 'x');
+    }
+    // The session's user removes the tree: it must be theirs.
+    expect(spawnSync('chown', ['-R', server!.user, dir]).status).toBe(0);
     try {
-      const client = server!.ssh(`rm -f ${target}; ${iptables} -F; sleep 0.2`);
+      const client = server!.ssh(`rm -rf ${target}; ${iptables} -F; sleep 0.2`);
       const [code] = await once(client, 'exit') as [number];
       expect(code).toBe(0);
       const start = RemoteSessionFields.parse((await log.waitFor(
@@ -194,9 +204,9 @@ describe.skipIf(!loaded.ok || !sshd.ok)('a short command in an SSH session, thro
         const ended = ProcessTerminationFields.parse((await log.waitFor((o) => o.category === 'process_termination' && fieldsOf(o)['ProcessGuid'] === created.ProcessGuid, 10_000, `the end of ${commandLine}`)).fields);
         return { created, ended };
       };
-      const rm = await command(`rm -f ${target}`);
+      const rm = await command(`rm -rf ${target}`);
       expect(rm.created).toMatchObject({ SessionId: start.SessionId, User: server!.user, Image: '/usr/bin/rm' });
-      expect(rm.ended).toMatchObject({ SessionId: start.SessionId, ExitCode: 0, CommandLine: `rm -f ${target}` });
+      expect(rm.ended).toMatchObject({ SessionId: start.SessionId, ExitCode: 0, CommandLine: `rm -rf ${target}` });
       // A script runs as its interpreter: the kernel puts it in front of the script's path.
       const flush = await command(`/bin/sh ${iptables} -F`);
       expect(flush.created).toMatchObject({ SessionId: start.SessionId, User: server!.user });

@@ -2,9 +2,12 @@
 // same bursts in the same run: two agents' process sensors (one per source, each in its own process,
 // so each one's CPU is its own) watch bursts of processes living 1, 5, 50 and 250 ms. For each source:
 // the share of execs seen, the share seen with their command line, and CPU time per 1,000 execs.
+// Beside them, the floor: the least a listener can do (exec-floor.c), its CPU per 1,000 execs.
 // Needs root (the connector). Prints progress on stderr and one JSON line last on stdout.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -99,6 +102,34 @@ async function startAgent(role: string): Promise<Agent> {
   return { child, next, send: (line) => child.stdin!.write(`${line}\n`) };
 }
 
+/**
+ * The floor beside the agents: scripts/bench/exec-floor.c, the least a listener can do (a blocking
+ * recv per message, the command line read at each exec). Undefined where there is no C compiler.
+ */
+async function startFloor(): Promise<{ finish(): Promise<{ execs: number; withCommandLine: number; cpuMs: number }> } | undefined> {
+  const dir = mkdtempSync(join(tmpdir(), 'omw-exec-floor-'));
+  const binary = join(dir, 'exec-floor');
+  const built = spawnSync('cc', ['-O2', '-o', binary, new URL('./exec-floor.c', import.meta.url).pathname], { encoding: 'utf8' });
+  if (built.status !== 0) {
+    say(`no floor listener: cc failed (${built.error?.message ?? built.stderr.trim()})`);
+    rmSync(dir, { recursive: true, force: true });
+    return undefined;
+  }
+  const child = spawn(binary, [], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const first = await lines.next();
+  if (first.value !== 'ready') throw new Error(`the floor listener did not start: ${String(first.value)}`);
+  return {
+    async finish() {
+      child.kill('SIGTERM');
+      const last = await lines.next();
+      await once(child, 'exit');
+      rmSync(dir, { recursive: true, force: true });
+      return JSON.parse(String(last.value)) as { execs: number; withCommandLine: number; cpuMs: number };
+    },
+  };
+}
+
 interface Phase { name: string; lifeMs: number; seconds: string; count: number; streams: number }
 
 /** Runs `count` processes living `seconds` each, `streams` at a time; the launchers' pids. */
@@ -120,6 +151,7 @@ async function main(): Promise<void> {
   for (const phase of phases) phase.count = Math.ceil(phase.count / phase.streams) * phase.streams;
   say('starting two agents: connector source, /proc scan source (100 ms)');
   const agents = { connector: await startAgent('connector'), scan: await startAgent('scan') };
+  const floor = await startFloor();
   for (const agent of Object.values(agents)) {
     agent.send('start');
     await agent.next();
@@ -130,8 +162,9 @@ async function main(): Promise<void> {
     launchersOf.set(phase.name, new Set(await runPhase(phase)));
     say(`burst of ${phase.count} processes living ${phase.lifeMs} ms: ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
-  // Time for the last batch (10 ms) and the last scan (100 ms) to be taken in.
+  // Time for the last batch (100 ms) and the last scan (100 ms) to be taken in.
   await new Promise((resolve) => setTimeout(resolve, 500));
+  const floorReport = await floor?.finish();
   const reports: Record<string, Report> = {};
   for (const [role, agent] of Object.entries(agents)) {
     const exited = once(agent.child, 'exit');
@@ -161,6 +194,9 @@ async function main(): Promise<void> {
     }
     say(`${role.padEnd(9)} CPU: ${round(report.cpuMs, 1)} ms over ${execs} execs = ${round((1000 * report.cpuMs) / execs, 1)} ms per 1,000 execs${report.source === 'connector' ? ` (the addon's reader thread ${round((1000 * report.readerCpuMs) / execs, 1)}, the rest Node)` : ''}`);
   }
+  if (floorReport) {
+    say(`floor     CPU: ${floorReport.cpuMs} ms over ${floorReport.execs} execs (every exec on the host) = ${round((1000 * floorReport.cpuMs) / floorReport.execs, 1)} ms per 1,000 execs; ${round((100 * floorReport.withCommandLine) / floorReport.execs, 1)}% with command line`);
+  }
   const connector = reports['connector']!;
   const c = connector.counters;
   say(`connector counters: execs ${c['execs']}, exited before read ${c['exitedBeforeRead']}, overflows ${c['overflows']}, queue dropped ${c['queueDropped']}, batches ${c['batches']}`);
@@ -175,6 +211,7 @@ async function main(): Promise<void> {
     cmdline5msPct: round(all('connector', 'cmdlinePct', ['5ms', '50ms', '250ms'])),
     cpuMsPer1000: round((1000 * connector.cpuMs) / execs, 1),
     scanSeenPct250ms: round(rows['scan']!['250ms']!.seenPct),
+    floorCpuMsPer1000: floorReport ? round((1000 * floorReport.cpuMs) / floorReport.execs, 1) : null,
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }

@@ -196,14 +196,18 @@ export class ProcessTable {
    * first) comes from what the table knew of it (its fork), or is left empty.
    */
   fromExec(pid: number, details: ExecDetails, known: ProcEntry | undefined, nowMs: number): ProcEntry {
-    const stat = details.stat === undefined ? undefined : parseStat(details.stat);
+    // Read at the exec after a setsid() only (see the addon's on_exec); a process the table does not
+    // know (its fork was lost) is read now, if it still runs.
+    const statText = details.stat ?? (known ? undefined : this.#readText(join(this.procRoot, String(pid), 'stat')));
+    const stat = statText === undefined ? undefined : parseStat(statText);
     const startTicks = stat?.startTicks ?? known?.startTicks ?? 0;
     const entry: ProcEntry = {
       pid,
       ppid: stat?.ppid ?? known?.ppid ?? 0,
       startTicks,
       startTimeMs: this.startTimeMsOf(startTicks),
-      name: stat?.comm ?? '',
+      // The kernel names an exec'd process after the file it ran (15 bytes at most).
+      name: stat?.comm ?? (details.exe === undefined ? '' : basename(details.exe).slice(0, 15)),
       image: '',
       commandLine: '',
       kernelThread: false,

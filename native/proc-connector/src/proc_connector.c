@@ -1,14 +1,16 @@
 // omwatch's process events connector: every fork, exec, uid change and exit the kernel announces on
 // NETLINK_CONNECTOR / CN_IDX_PROC, with the new program's details read the moment its exec arrives.
 //
-// One reader thread per handle: it receives the kernel's messages, reads /proc/PID/{cmdline,exe,stat,
-// cwd,sessionid,environ} (and the owner of /proc/PID) for each exec before the process can exit, and
+// One reader thread per handle: it receives the kernel's messages, reads /proc/PID/{cmdline,exe,cwd}
+// (and the owner of /proc/PID) for each exec before the process can exit (and stat, sessionid and
+// environ too for the first exec after a setsid(), see on_exec), and
 // packs each event into a record (layout below, host byte order). Records wait in a queue bounded in
 // count and bytes (past either bound they are dropped and counted, and a DROPPED record says how many);
 // JavaScript is woken through a thread-safe function at most once at a time and takes every complete
 // batch queued as one Buffer. A full socket buffer (ENOBUFS) becomes an OVERFLOW record: events were
 // lost and the caller resyncs. Where the kernel can filter (6.6+), execs come on one socket, read at
-// once, and forks, uid changes and exits on another, read in bulk every batch interval.
+// once (with setsids, which decide what an exec reads), and forks, uid changes and exits on another,
+// read in bulk every batch interval.
 //
 // Record layout (all fields host order; JS reads it in agent/sensors/processes/connector-decode.ts):
 //   0 u32 size (whole record, a multiple of 8)   4 u8 kind   5 u8 flags   6 u16 blobs present (bit i)
@@ -34,9 +36,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,6 +55,8 @@ enum { BLOB_CMDLINE, BLOB_EXE, BLOB_STAT, BLOB_CWD, BLOB_SESSIONID, BLOB_ENVIRON
 #define ENVIRON_KEEP_CAP 4096
 #define MAX_ENV_KEYS 16
 #define MAX_ENV_KEY_CHARS 64
+#define SID_RING 64
+#define READER_NICE (-10)
 
 typedef struct record {
   struct record *next;
@@ -109,10 +115,13 @@ typedef struct {
   char *scratch;
   size_t scratch_cap;
   char *environ_buf;
+  /** Processes that called setsid() and have not exec'd since (newest overwrite oldest): see on_exec. */
+  int32_t new_sessions[SID_RING];
+  uint32_t new_sessions_at;
 } state_t;
 
 typedef struct {
-  int skip_exec;     // the bulk socket: execs come (and are read) on the exec socket
+  int skip_exec;     // the bulk socket: execs and setsids come (and are read) on the exec socket
   int *ack_err;      // set when our LISTEN's acknowledgement arrives
   pid_t probe_tid;   // a thread we made: its FORK on the exec-only socket means filters are ignored
   int probe_seen;
@@ -296,7 +305,30 @@ static double boot_ms(uint64_t event_ns) {
   return ((double)event_ns + offset_ns) / 1e6;
 }
 
-/** An exec: the new program's details, read at once, before the process can exit. */
+static void on_new_session(state_t *s, int32_t pid) {
+  s->new_sessions[s->new_sessions_at++ % SID_RING] = pid;
+}
+
+/** Whether `pid` called setsid() since its last exec; forgets it (the next exec is an ordinary one). */
+static int take_new_session(state_t *s, int32_t pid) {
+  for (int i = 0; i < SID_RING; i++) {
+    if (s->new_sessions[i] == pid) {
+      s->new_sessions[i] = 0;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/**
+ * An exec: the new program's details, read at once, before the process can exit. Each /proc file
+ * read of a new process costs a kernel lookup (tens of µs here), so only what an exec changes is read
+ * every time: cmdline, exe, cwd (a shell's `cd` changes what its children inherit) and the owner (a
+ * setuid program). What a process inherits from its parent and keeps across an exec (parent, start,
+ * terminal, audit session, environment) is known from its fork; it changes without an exec only in a
+ * new session (a login: setsid(), then a terminal, loginuid and environment), so after a setsid()
+ * the first exec also reads stat, sessionid and environ.
+ */
 static void on_exec(state_t *s, int32_t pid, double time_ms, double boot) {
   char *p = s->scratch;
   char *blob = p + HEADER_BYTES;
@@ -305,6 +337,7 @@ static void on_exec(state_t *s, int32_t pid, double time_ms, double boot) {
   uint16_t present = 0;
   uint8_t flags = 0;
   uint32_t uid = 0, gid = 0;
+  int full = take_new_session(s, pid);
   char dir[32];
   snprintf(dir, sizeof dir, "/proc/%d", pid);
   // The directory pins this process: if it exits and its pid is reused, reads through it fail
@@ -319,6 +352,7 @@ static void on_exec(state_t *s, int32_t pid, double time_ms, double boot) {
       { BLOB_SESSIONID, "sessionid", SESSIONID_CAP, 0 },
     };
     for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++) {
+      if (!full && (reads[i].blob == BLOB_STAT || reads[i].blob == BLOB_SESSIONID)) continue;
       size_t cap = reads[i].cap;
       if ((size_t)(end - blob) < cap) cap = (size_t)(end - blob);
       int truncated = 0;
@@ -330,7 +364,7 @@ static void on_exec(state_t *s, int32_t pid, double time_ms, double boot) {
       lens[reads[i].blob] = (uint32_t)n;
       blob += n;
     }
-    if (s->env_key_count > 0) {
+    if (full && s->env_key_count > 0) {
       int truncated = 0;
       ssize_t n = read_at(dfd, "environ", s->environ_buf, ENVIRON_READ_CAP, &truncated);
       if (n >= 0) {
@@ -386,6 +420,9 @@ static void handle_event(state_t *s, const struct proc_event *ev) {
     case PROC_EVENT_EXEC:
       atomic_fetch_add(&s->execs, 1);
       on_exec(s, ev->event_data.exec.process_tgid, wall_ms(ev->timestamp_ns), boot_ms(ev->timestamp_ns));
+      return;
+    case PROC_EVENT_SID:
+      on_new_session(s, ev->event_data.sid.process_tgid);
       return;
     case PROC_EVENT_UID:
       // setuid() in a threaded program changes every thread; the leader's change stands for them all.
@@ -477,7 +514,7 @@ static int drain(state_t *s, int sock, drain_opts_t *opts) {
         continue;
       }
       if (opts && opts->probe_tid && ev->what == PROC_EVENT_FORK && ev->event_data.fork.child_pid == opts->probe_tid) opts->probe_seen = 1;
-      if (opts && opts->skip_exec && ev->what == PROC_EVENT_EXEC) continue;
+      if (opts && opts->skip_exec && (ev->what == PROC_EVENT_EXEC || ev->what == PROC_EVENT_SID)) continue;
       handle_event(s, ev);
     }
   }
@@ -538,77 +575,103 @@ static int64_t ms_since(const struct timespec *then) {
   return (now.tv_sec - then->tv_sec) * 1000 + (now.tv_nsec - then->tv_nsec) / 1000000;
 }
 
+/** Arms the reader's one timer to fire once, `ms` from now. */
+static void arm(int timer_fd, uint32_t ms) {
+  struct itimerspec at = { .it_value = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L } };
+  timerfd_settime(timer_fd, 0, &at, NULL);
+}
+
+static int queue_state(state_t *s, int *urgent) {
+  pthread_mutex_lock(&s->lock);
+  int any = s->head != NULL;
+  *urgent = s->dropped_unreported > 0 || s->queued_records >= s->batch_records;
+  pthread_mutex_unlock(&s->lock);
+  return any;
+}
+
 /**
  * The reader. Exec messages wake it at once (the details must be read before the process exits);
- * with the split sockets, forks, uid changes and exits only start a batch_ms timer and are read in
- * bulk when it fires, so a burst costs one wake-up per exec rather than three. JS is woken when a
- * batch is handed over: batch_ms after its first record, or at batch_records, or at once for drops.
+ * with the split sockets, forks, uid changes and exits only start a batch and are read in bulk when
+ * it is due, so a burst costs one wake-up per exec rather than three. JS is handed a batch batch_ms
+ * after its first record, or at batch_records, or at once for drops. One timer (a timerfd, armed once
+ * per batch rather than at every wait: programming a timer is costly in a VM) says when a batch is
+ * due, and when idle, when to check that the kernel still talks to us.
  */
 static void *reader(void *arg) {
   state_t *s = arg;
   // Named, so its CPU time is told apart from Node's (top -H, /proc/PID/task/*/comm; bench:exec).
   pthread_setname_np(pthread_self(), "omw-proc-conn");
-  struct timespec deadline_from;
-  int deadline = 0;
+  // Woken first among ordinary threads (a higher CFS weight, not a real-time class that could starve
+  // the host's work): the details of a new program must be read before it exits. Only root may raise
+  // it; otherwise the thread keeps Node's priority.
+  setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), READER_NICE);
+  int timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  if (timer_fd < 0) {
+    error_record(s, errno);
+    notify(s);
+    return NULL;
+  }
+  int batch_open = 0;
+  arm(timer_fd, LIVENESS_MS);
   while (!atomic_load(&s->stopping)) {
-    struct pollfd fds[3] = {
+    struct pollfd fds[4] = {
       { .fd = s->wake_fd, .events = POLLIN },
       { .fd = s->sock, .events = POLLIN },
-      { .fd = deadline ? -1 : s->sock_bulk, .events = POLLIN },
+      // While a batch is open, the bulk socket waits for it to be due.
+      { .fd = batch_open ? -1 : s->sock_bulk, .events = POLLIN },
+      { .fd = timer_fd, .events = POLLIN },
     };
-    int timeout = LIVENESS_MS;
-    if (deadline) {
-      int64_t left = (int64_t)s->batch_ms - ms_since(&deadline_from);
-      timeout = left < 0 ? 0 : (int)left;
-    }
-    int r = poll(fds, 3, timeout);
-    if (r < 0) {
+    if (poll(fds, 4, -1) < 0) {
       if (errno == EINTR) continue;
       break;
     }
-    if (r == 0 && !deadline) {
-      check_alive(s);
-      continue;
-    }
     if (fds[0].revents) break;
+    int due = 0;
+    if (fds[3].revents) {
+      uint64_t expirations;
+      ssize_t r = read(timer_fd, &expirations, sizeof expirations);
+      (void)r;
+      if (batch_open) due = 1;
+      else {
+        check_alive(s);
+        arm(timer_fd, LIVENESS_MS);
+      }
+    }
     if (fds[1].revents & (POLLERR | POLLIN)) {
       if (drain(s, s->sock, NULL) < 0) {
         error_record(s, errno);
         if (errno == EBADF || errno == ENOTSOCK) break;
       }
     }
-    pthread_mutex_lock(&s->lock);
-    int queued = s->head != NULL;
-    pthread_mutex_unlock(&s->lock);
-    if (!deadline && (fds[2].revents || queued)) {
-      deadline = 1;
-      clock_gettime(CLOCK_MONOTONIC, &deadline_from);
+    int urgent = 0;
+    int queued = queue_state(s, &urgent);
+    if (!batch_open && (fds[2].revents || queued)) {
+      batch_open = 1;
+      arm(timer_fd, s->batch_ms);
     }
-    pthread_mutex_lock(&s->lock);
-    int urgent = s->dropped_unreported > 0 || s->queued_records >= s->batch_records;
-    pthread_mutex_unlock(&s->lock);
-    if (deadline && (urgent || ms_since(&deadline_from) >= (int64_t)s->batch_ms)) {
-      // The bulk socket first, then the exec socket again: a fork read now precedes its exec in
-      // time; JS orders each batch by event time.
-      drain_opts_t bulk = { .skip_exec = 1 };
-      uint64_t overflows = atomic_load(&s->overflows);
-      if (s->sock_bulk >= 0 && drain(s, s->sock_bulk, &bulk) < 0) error_record(s, errno);
-      if (drain(s, s->sock, NULL) < 0) error_record(s, errno);
-      // A message we could not take may have made the kernel think nobody listens.
-      if (atomic_load(&s->overflows) != overflows) check_alive(s);
-      commit(s);
-      deadline = 0;
-      pthread_mutex_lock(&s->lock);
-      int any = s->head != NULL;
-      pthread_mutex_unlock(&s->lock);
-      if (any && !atomic_load(&s->notify_pending)) notify(s);
-      else if (any) {
+    if (!batch_open || !(due || urgent)) continue;
+    // The bulk socket first, then the exec socket again: a fork read now precedes its exec in time;
+    // JS orders each batch by event time.
+    drain_opts_t bulk = { .skip_exec = 1 };
+    uint64_t overflows = atomic_load(&s->overflows);
+    if (s->sock_bulk >= 0 && drain(s, s->sock_bulk, &bulk) < 0) error_record(s, errno);
+    if (drain(s, s->sock, NULL) < 0) error_record(s, errno);
+    // A message we could not take may have made the kernel think nobody listens.
+    if (atomic_load(&s->overflows) != overflows) check_alive(s);
+    commit(s);
+    batch_open = 0;
+    if (queue_state(s, &urgent)) {
+      if (!atomic_load(&s->notify_pending)) notify(s);
+      else {
         // JS has not taken the last batch: look again after another interval.
-        deadline = 1;
-        clock_gettime(CLOCK_MONOTONIC, &deadline_from);
+        batch_open = 1;
+        arm(timer_fd, s->batch_ms);
+        continue;
       }
     }
+    arm(timer_fd, LIVENESS_MS);
   }
+  close(timer_fd);
   return NULL;
 }
 
@@ -757,7 +820,7 @@ static void *probe_thread(void *arg) {
 }
 
 /**
- * Splits the stream: the first socket keeps only execs (and wakes the reader), a second takes every
+ * Splits the stream: the first socket keeps only execs and setsids (and wakes the reader), a second takes every
  * message and is read in bulk, its execs skipped. The second one must take every kind: a kernel that
  * finds no socket wanting a message (an acknowledgement, a setgid) may count its listeners as none and
  * stop announcing events to anyone (connector: "proc_event_num_listeners" reset on ESRCH).
@@ -772,7 +835,7 @@ static void try_split(state_t *s, int64_t rcvbuf) {
   int bulk = open_socket(rcvbuf, &code, &what, &err);
   if (bulk < 0) return;
   if (send_mcast(bulk, s->listen_seq + 2, s->listen_seq + 2, PROC_CN_MCAST_LISTEN, 0) < 0
-      || send_mcast(s->sock, s->listen_seq + 4, s->listen_seq + 4, PROC_CN_MCAST_LISTEN, 0x2u) < 0) {
+      || send_mcast(s->sock, s->listen_seq + 4, s->listen_seq + 4, PROC_CN_MCAST_LISTEN, 0x2u | 0x80u) < 0) {
     close(bulk);
     send_mcast(s->sock, s->listen_seq + 6, s->listen_seq + 6, PROC_CN_MCAST_LISTEN, 0);
     return;
@@ -823,7 +886,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   int64_t cmdline = option_int(env, argv[0], "maxCommandLineBytes", 32768);
   s->max_cmdline_bytes = (uint32_t)(cmdline < 256 ? 256 : cmdline > (1 << 20) ? (1 << 20) : cmdline);
   int64_t rcvbuf = option_int(env, argv[0], "receiveBufferBytes", 8 * 1024 * 1024);
-  s->batch_ms = (uint32_t)option_int(env, argv[0], "batchMs", 10);
+  s->batch_ms = (uint32_t)option_int(env, argv[0], "batchMs", 100);
   s->split = option_int(env, argv[0], "splitSockets", 1) != 0;
   s->batch_records = (uint32_t)option_int(env, argv[0], "batchRecords", 512);
   if (s->batch_ms < 1) s->batch_ms = 1;
