@@ -2,6 +2,7 @@
 // Names follow the Sigma taxonomy so SigmaHQ rules run unchanged; our own additions are marked below.
 import { z } from 'zod';
 import { MAX_FIELD_STRING_CHARS, MAX_NAME_CHARS, MAX_RECORDING_CHUNK_CHARS } from './limits.ts';
+import { CATEGORY_NAMES, type Category } from './category-names.ts';
 
 const text = z.string().max(MAX_FIELD_STRING_CHARS);
 const name = z.string().max(MAX_NAME_CHARS);
@@ -207,6 +208,7 @@ export const AgentFields = z.strictObject({
   Version: name.optional(),
 });
 
+// Exactly one schema per name of category-names.ts.
 export const categoryFields = {
   process_creation: ProcessCreationFields,
   process_termination: ProcessTerminationFields,
@@ -217,10 +219,10 @@ export const categoryFields = {
   session_recording: SessionRecordingFields,
   removable_media: RemovableMediaFields,
   agent: AgentFields,
-} as const;
+} as const satisfies { readonly [C in Category]: z.ZodType };
 
-export type Category = keyof typeof categoryFields;
-export const CATEGORIES = Object.keys(categoryFields) as Category[];
+export { type Category } from './category-names.ts';
+export const CATEGORIES: readonly Category[] = CATEGORY_NAMES;
 
 export type ProcessCreation = z.infer<typeof ProcessCreationFields>;
 export type ProcessTermination = z.infer<typeof ProcessTerminationFields>;

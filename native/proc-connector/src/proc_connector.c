@@ -1,9 +1,9 @@
 // omwatch's process events connector: every fork, exec, uid change and exit the kernel announces on
 // NETLINK_CONNECTOR / CN_IDX_PROC, with the new program's details read the moment its exec arrives.
 //
-// One reader thread per handle: it receives the kernel's messages, reads /proc/PID/{cmdline,exe,cwd}
-// (and the owner of /proc/PID) for each exec before the process can exit (and stat, sessionid and
-// environ too for the first exec after a setsid(), see on_exec), and
+// One reader thread per handle: it receives the kernel's messages, reads /proc/PID/{cmdline,exe,cwd,
+// environ} (and the owner of /proc/PID) for each exec before the process can exit (and stat and
+// sessionid too for the first exec after a setsid(), see on_exec), and
 // packs each event into a record (layout below, host byte order). Records wait in a queue bounded in
 // count and bytes (past either bound they are dropped and counted, and a DROPPED record says how many);
 // JavaScript is woken through a thread-safe function at most once at a time and takes every complete
@@ -322,12 +322,12 @@ static int take_new_session(state_t *s, int32_t pid) {
 
 /**
  * An exec: the new program's details, read at once, before the process can exit. Each /proc file
- * read of a new process costs a kernel lookup (tens of µs here), so only what an exec changes is read
- * every time: cmdline, exe, cwd (a shell's `cd` changes what its children inherit) and the owner (a
- * setuid program). What a process inherits from its parent and keeps across an exec (parent, start,
- * terminal, audit session, environment) is known from its fork; it changes without an exec only in a
- * new session (a login: setsid(), then a terminal, loginuid and environment), so after a setsid()
- * the first exec also reads stat, sessionid and environ.
+ * read of a new process costs a kernel lookup (tens of µs here), so only what an exec may change is
+ * read every time: cmdline, exe, environ (execve's own), cwd (a shell's `cd` changes what its children
+ * inherit) and the owner (a setuid program). What a process inherits from its parent and keeps across
+ * an exec (parent, start, terminal, audit session) is known from its fork; it changes without an exec
+ * only in a new session (a login: setsid(), then a terminal and a loginuid), so after a setsid() the
+ * first exec also reads stat and sessionid.
  */
 static void on_exec(state_t *s, int32_t pid, double time_ms, double boot) {
   char *p = s->scratch;
@@ -364,7 +364,7 @@ static void on_exec(state_t *s, int32_t pid, double time_ms, double boot) {
       lens[reads[i].blob] = (uint32_t)n;
       blob += n;
     }
-    if (full && s->env_key_count > 0) {
+    if (s->env_key_count > 0) {
       int truncated = 0;
       ssize_t n = read_at(dfd, "environ", s->environ_buf, ENVIRON_READ_CAP, &truncated);
       if (n >= 0) {

@@ -1,5 +1,6 @@
 // Events, as tables: what an alert fired on, what a session did, and the events page (filters and
 // paging by cursor). A recording chunk's data is terminal output: it is never shown here as text.
+import { CATEGORY_NAMES } from '../../../protocol/category-names.ts';
 import { get } from '../api.ts';
 import { formatTime, h, lines, route } from '../dom.ts';
 import { eventView, type EventView } from '../types.ts';
@@ -50,7 +51,7 @@ export function eventsPage(): Page {
     h('input', { class: 'filter', attrs: { name: 'until', type: 'datetime-local', 'aria-label': 'until', step: 1 } }),
     h('input', { class: 'filter', attrs: { name: 'host', placeholder: 'host id', 'aria-label': 'host' } }),
     h('select', { class: 'filter', attrs: { name: 'category', 'aria-label': 'category' } }, h('option', { attrs: { value: '' } }, 'any category'),
-      ['process_creation', 'process_termination', 'network_connection', 'remote_session', 'shell_command', 'session_recording', 'removable_media', 'agent'].map((c) => h('option', { attrs: { value: c } }, c))),
+      CATEGORY_NAMES.map((c) => h('option', { attrs: { value: c } }, c))),
     h('input', { class: 'filter', attrs: { name: 'session', placeholder: 'session id', 'aria-label': 'session' } }),
     h('button', { attrs: { type: 'submit' } }, 'Show'));
   const results = h('div', { class: 'results' });
