@@ -1,5 +1,6 @@
 // Pure decoding of what the process events connector addon (native/proc-connector) hands over: a
 // batch of packed records, and the kernel's exit status. Total: a malformed batch ends in a count.
+import type { ExecDetails } from './table.ts';
 
 /** What happened, as the addon's `kind` byte says. */
 export type ConnectorRecordKind = 'fork' | 'exec' | 'uid' | 'exit' | 'overflow' | 'dropped' | 'error' | 'relisten';
@@ -22,20 +23,12 @@ export const BLOBS = ['cmdline', 'exe', 'stat', 'cwd', 'sessionid', 'environ'] a
 
 /** `bootMs`: when it happened on the boot clock, which /proc/PID/stat counts start times in (ticks of 10 ms). */
 export interface ForkRecord { kind: 'fork'; timeMs: number; bootMs: number; pid: number; ppid: number; startTicks: number }
-export interface ExecRecord {
+export interface ExecRecord extends ExecDetails {
   kind: 'exec';
   timeMs: number;
   bootMs: number;
   pid: number;
   gone: boolean;
-  cmdline?: Buffer;
-  cmdlineTruncated: boolean;
-  exe?: string;
-  stat?: string;
-  cwd?: string;
-  sessionId?: string;
-  environ?: Buffer;
-  ownerUid?: number;
 }
 export interface UidRecord { kind: 'uid'; timeMs: number; bootMs: number; pid: number; realUid: number; effectiveUid: number }
 export interface ExitRecord { kind: 'exit'; timeMs: number; bootMs: number; pid: number; ppid: number; status: number }

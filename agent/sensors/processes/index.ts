@@ -554,17 +554,20 @@ function replaceEntry(target: ProcEntry, fresh: ProcEntry): void {
   Object.assign(target, fresh);
 }
 
-export function creationFields(entry: ProcEntry, table: ProcessTable, hostId: string, sessionId: string | undefined): ProcessCreation {
+/** The fields every event about a process starts with. */
+function processIdentity(entry: ProcEntry, hostId: string): Pick<ProcessCreation, 'ProcessId' | 'ProcessGuid' | 'Image' | 'CommandLine' | 'ParentProcessId'> {
+  return { ProcessId: entry.pid, ProcessGuid: guidOf(entry, hostId), Image: entry.image, CommandLine: entry.commandLine, ParentProcessId: entry.ppid };
+}
+
+/** The entry's parent, if the table holds it (and not a newer process that took its pid). */
+function knownParentOf(entry: ProcEntry, table: ProcessTable): ProcEntry | undefined {
   const parent = table.get(entry.ppid);
-  const knownParent = parent && parent.startTimeMs <= entry.startTimeMs ? parent : undefined;
-  const fields: ProcessCreation = {
-    ProcessId: entry.pid,
-    ProcessGuid: guidOf(entry, hostId),
-    Image: entry.image,
-    CommandLine: entry.commandLine,
-    ParentProcessId: entry.ppid,
-    StartTime: new Date(entry.startTimeMs).toISOString(),
-  };
+  return parent && parent.startTimeMs <= entry.startTimeMs ? parent : undefined;
+}
+
+export function creationFields(entry: ProcEntry, table: ProcessTable, hostId: string, sessionId: string | undefined): ProcessCreation {
+  const knownParent = knownParentOf(entry, table);
+  const fields: ProcessCreation = { ...processIdentity(entry, hostId), StartTime: new Date(entry.startTimeMs).toISOString() };
   if (entry.commandLineTruncated) fields.CommandLineTruncated = true;
   if (entry.exitedBeforeRead) fields.ExitedBeforeRead = true;
   if (entry.user !== undefined) fields.User = entry.user;
@@ -581,14 +584,7 @@ export function creationFields(entry: ProcEntry, table: ProcessTable, hostId: st
 }
 
 function terminationFields(entry: ProcEntry, hostId: string, nowMs: number, sessionId: string | undefined, status?: ExitStatus): ProcessTermination {
-  const fields: ProcessTermination = {
-    ProcessId: entry.pid,
-    ProcessGuid: guidOf(entry, hostId),
-    Image: entry.image,
-    CommandLine: entry.commandLine,
-    ParentProcessId: entry.ppid,
-    DurationSeconds: Math.max(0, (nowMs - entry.startTimeMs) / 1000),
-  };
+  const fields: ProcessTermination = { ...processIdentity(entry, hostId), DurationSeconds: Math.max(0, (nowMs - entry.startTimeMs) / 1000) };
   if (entry.user !== undefined) fields.User = entry.user;
   if (status) {
     fields.ExitCode = status.exitCode;
@@ -604,15 +600,8 @@ function userOf(entry: Pick<ProcEntry, 'user' | 'uid'>): string | undefined {
 
 /** A running process took another user (setuid, su, sudo): who it was and who it is now. */
 export function privilegeChangeFields(before: ProcEntry, after: ProcEntry, table: ProcessTable, hostId: string, sessionId: string | undefined): ProcessPrivilegeChange {
-  const parent = table.get(after.ppid);
-  const knownParent = parent && parent.startTimeMs <= after.startTimeMs ? parent : undefined;
-  const fields: ProcessPrivilegeChange = {
-    ProcessId: after.pid,
-    ProcessGuid: guidOf(after, hostId),
-    Image: after.image,
-    CommandLine: after.commandLine,
-    ParentProcessId: after.ppid,
-  };
+  const knownParent = knownParentOf(after, table);
+  const fields: ProcessPrivilegeChange = processIdentity(after, hostId);
   const user = userOf(after);
   if (user !== undefined) fields.User = user;
   const previousUser = userOf(before);
