@@ -89,6 +89,15 @@ describe.skipIf(!rootOnLinux)('process capture through the connector', () => {
         ProcessId: escalate.pid, User: 'root', RealUser: 'root', PreviousUser: 'root', PreviousRealUser: user.name,
       });
       await once(escalate, 'exit');
+      await log.waitFor((o) => o.category === 'process_termination' && fieldsOf(o)['ProcessId'] === escalate.pid, 10_000, 'the end of the escalation');
+      // setpriv drops root for the user: a privilege change. Starting the setuid program is its exec,
+      // run as root by the user: not a privilege change of setpriv (the program before it) to root,
+      // which would look like an exploit. Then setuid(0) is one.
+      const ofEscalate = log.all.filter((o) => o.category === 'process_privilege_change' && fieldsOf(o)['ProcessId'] === escalate.pid);
+      expect(ofEscalate.map((o) => [fieldsOf(o)['Image'], fieldsOf(o)['User']])).toEqual([['/usr/bin/setpriv', user.name], [python, 'root']]);
+      const started = log.all.find((o) => o.category === 'process_creation' && fieldsOf(o)['ProcessId'] === escalate.pid && fieldsOf(o)['Image'] === python);
+      expect(started && fieldsOf(started)['User']).toBe('root');
+      expect(sensor.health().counters['setuidExecs']).toBeGreaterThanOrEqual(1);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -32,9 +32,11 @@ describe('decodeBatch', () => {
       }),
       record(3, { timeMs: 1001, bootMs: 1_234_569, pid: 4242, a: 0, b: 0 }),
       record(4, { timeMs: 1002, bootMs: 1_234_570, pid: 4242, parent: 4200, a: 4 << 8 }),
-      record(5, { timeMs: 1003, a: 1 }),
-      record(6, { timeMs: 1004, a: 17 }),
-      record(8, { timeMs: 1005 }),
+      record(9, { timeMs: 1002.5, bootMs: 1_234_570.5, pid: 4243 }),
+      record(5, { timeMs: 1003, bootMs: 1_234_571, a: 1 }),
+      record(6, { timeMs: 1004, bootMs: 1_234_572, a: 17 }),
+      record(7, { timeMs: 1004.5, bootMs: 1_234_572.5, a: 9, b: 1 }),
+      record(8, { timeMs: 1005, bootMs: 1_234_573 }),
     ]);
     const { records, malformed } = decodeBatch(batch);
     expect(malformed).toBe(0);
@@ -48,9 +50,12 @@ describe('decodeBatch', () => {
       },
       { kind: 'uid', timeMs: 1001, bootMs: 1_234_569, pid: 4242, realUid: 0, effectiveUid: 0 },
       { kind: 'exit', timeMs: 1002, bootMs: 1_234_570, pid: 4242, ppid: 4200, status: 1024 },
-      { kind: 'overflow', timeMs: 1003, count: 1 },
-      { kind: 'dropped', timeMs: 1004, count: 17 },
-      { kind: 'relisten', timeMs: 1005, count: 0 },
+      { kind: 'sid', timeMs: 1002.5, bootMs: 1_234_570.5, pid: 4243 },
+      { kind: 'overflow', timeMs: 1003, bootMs: 1_234_571, count: 1 },
+      { kind: 'dropped', timeMs: 1004, bootMs: 1_234_572, count: 17 },
+      // The reader stopped for good (EBADF): the sensor falls back to the scan.
+      { kind: 'error', timeMs: 1004.5, bootMs: 1_234_572.5, count: 9, final: true },
+      { kind: 'relisten', timeMs: 1005, bootMs: 1_234_573, count: 0 },
     ]);
   });
 
@@ -59,20 +64,21 @@ describe('decodeBatch', () => {
     expect(records).toEqual([{ kind: 'exec', timeMs: 5, bootMs: 6, pid: 77, gone: true, cmdlineTruncated: false, stat: '77 (true) Z 76' }]);
   });
 
-  it('orders a batch by event time, keeping the order of equal times', () => {
-    // The bulk socket (forks, exits) is read after the exec socket: its older records come later.
+  it('orders a batch by the boot clock, keeping the order of equal times, whatever the wall clock did', () => {
+    // The bulk socket (forks, exits) is read after the exec socket: its older records come later. The
+    // wall clock was stepped back between the two reads: the fork's wall time is the later one.
     const { records } = decodeBatch(Buffer.concat([
-      record(2, { timeMs: 20, pid: 9, blobs: { cmdline: 'a' } }),
-      record(1, { timeMs: 10, pid: 9, parent: 1 }),
-      record(4, { timeMs: 30, pid: 9, parent: 1 }),
-      record(3, { timeMs: 30, pid: 9 }),
+      record(2, { timeMs: 20, bootMs: 200, pid: 9, blobs: { cmdline: 'a' } }),
+      record(1, { timeMs: 25, bootMs: 100, pid: 9, parent: 1 }),
+      record(4, { timeMs: 5, bootMs: 300, pid: 9, parent: 1 }),
+      record(3, { timeMs: 5, bootMs: 300, pid: 9 }),
     ]));
     expect(records.map((r) => r.kind)).toEqual(['fork', 'exec', 'exit', 'uid']);
   });
 
-  it('strips " (deleted)" from the executable of a program deleted after it started', () => {
+  it('keeps " (deleted)" on the executable of a program deleted after it started, as the /proc scan does', () => {
     const { records } = decodeBatch(record(2, { pid: 3, blobs: { exe: '/tmp/x (deleted)' } }));
-    expect(records[0]).toMatchObject({ exe: '/tmp/x' });
+    expect(records[0]).toMatchObject({ exe: '/tmp/x (deleted)' });
   });
 
   it('stops at a malformed record and counts the bytes left, keeping what came before', () => {

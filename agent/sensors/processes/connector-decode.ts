@@ -3,10 +3,10 @@
 import type { ExecDetails } from './table.ts';
 
 /** What happened, as the addon's `kind` byte says. */
-export type ConnectorRecordKind = 'fork' | 'exec' | 'uid' | 'exit' | 'overflow' | 'dropped' | 'error' | 'relisten';
+export type ConnectorRecordKind = 'fork' | 'exec' | 'uid' | 'exit' | 'overflow' | 'dropped' | 'error' | 'relisten' | 'sid';
 
 const KINDS: Record<number, ConnectorRecordKind> = {
-  1: 'fork', 2: 'exec', 3: 'uid', 4: 'exit', 5: 'overflow', 6: 'dropped', 7: 'error', 8: 'relisten',
+  1: 'fork', 2: 'exec', 3: 'uid', 4: 'exit', 5: 'overflow', 6: 'dropped', 7: 'error', 8: 'relisten', 9: 'sid',
 };
 
 /** Record flags (byte 5). */
@@ -32,12 +32,15 @@ export interface ExecRecord extends ExecDetails {
 }
 export interface UidRecord { kind: 'uid'; timeMs: number; bootMs: number; pid: number; realUid: number; effectiveUid: number }
 export interface ExitRecord { kind: 'exit'; timeMs: number; bootMs: number; pid: number; ppid: number; status: number }
+/** The process called setsid(): a new session, without a controlling terminal. */
+export interface SidRecord { kind: 'sid'; timeMs: number; bootMs: number; pid: number }
 /**
- * ENOBUFS (overflow: the kernel dropped messages), our own queue full (dropped), a recv error, or the
- * kernel found to have stopped announcing events (it counts listeners; a new socket listened again).
+ * ENOBUFS (overflow: the kernel dropped messages), our own queue full (dropped), a recv error (`count`
+ * is its errno; `final` when the reader stopped for good), or the kernel found to have stopped
+ * announcing events (it counts listeners; a new socket listened again). `bootMs` is when it was made.
  */
-export interface LossRecord { kind: 'overflow' | 'dropped' | 'error' | 'relisten'; timeMs: number; count: number }
-export type ConnectorRecord = ForkRecord | ExecRecord | UidRecord | ExitRecord | LossRecord;
+export interface LossRecord { kind: 'overflow' | 'dropped' | 'error' | 'relisten'; timeMs: number; bootMs: number; count: number; final?: true }
+export type ConnectorRecord = ForkRecord | ExecRecord | UidRecord | ExitRecord | SidRecord | LossRecord;
 
 export interface DecodedBatch {
   records: ConnectorRecord[];
@@ -47,7 +50,9 @@ export interface DecodedBatch {
 
 /**
  * Decodes one batch. Records come in event time order per socket; the batch is returned sorted by
- * event time (stably), so a fork read from the bulk socket precedes the exec read from the other.
+ * the boot clock (stably), so a fork read from the bulk socket precedes the exec read from the other.
+ * The boot clock, not the wall clock: a step of the wall clock between the reads of the two sockets
+ * must not reorder them.
  */
 export function decodeBatch(data: Buffer): DecodedBatch {
   const records: ConnectorRecord[] = [];
@@ -74,12 +79,12 @@ export function decodeBatch(data: Buffer): DecodedBatch {
   }
   let sorted = true;
   for (let i = 1; i < records.length; i++) {
-    if (records[i]!.timeMs < records[i - 1]!.timeMs) {
+    if (records[i]!.bootMs < records[i - 1]!.bootMs) {
       sorted = false;
       break;
     }
   }
-  if (!sorted) records.sort((a, b) => a.timeMs - b.timeMs);
+  if (!sorted) records.sort((a, b) => a.bootMs - b.bootMs);
   return { records, malformed };
 }
 
@@ -100,11 +105,14 @@ function decodeRecord(data: Buffer, at: number, size: number, kind: ConnectorRec
       return { kind, timeMs, bootMs, pid, realUid: a, effectiveUid: b };
     case 'exit':
       return { kind, timeMs, bootMs, pid, ppid: parent, status: a };
+    case 'sid':
+      return { kind, timeMs, bootMs, pid };
+    case 'error':
+      return b === 1 ? { kind, timeMs, bootMs, count: a, final: true } : { kind, timeMs, bootMs, count: a };
     case 'overflow':
     case 'dropped':
-    case 'error':
     case 'relisten':
-      return { kind, timeMs, count: a };
+      return { kind, timeMs, bootMs, count: a };
     case 'exec': {
       const record: ExecRecord = { kind, timeMs, bootMs, pid, gone: (flags & FLAG_GONE) !== 0, cmdlineTruncated: (flags & FLAG_CMDLINE_TRUNCATED) !== 0 };
       if (flags & FLAG_OWNER) record.ownerUid = a;
@@ -125,8 +133,6 @@ function decodeRecord(data: Buffer, at: number, size: number, kind: ConnectorRec
         }
         offset += length;
       }
-      // An exe link of a deleted file reads "/path (deleted)": the path is what ran.
-      if (record.exe?.endsWith(' (deleted)')) record.exe = record.exe.slice(0, -' (deleted)'.length);
       return record;
     }
   }

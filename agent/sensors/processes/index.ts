@@ -11,7 +11,7 @@ import { ATTRIBUTION_ENV_KEYS, ProcessTable, type ProcEntry, type ProcessTableOp
 import { periodic } from '../periodic.ts';
 import { processGuid } from './guid.ts';
 import { loadConnector, openConnector, type Connector, type ConnectorOpenOptions } from './connector.ts';
-import { decodeBatch, decodeExitStatus, type ConnectorRecord, type ExitRecord, type ExitStatus } from './connector-decode.ts';
+import { decodeBatch, decodeExitStatus, type ConnectorRecord, type ExitRecord, type ExitStatus, type UidRecord } from './connector-decode.ts';
 
 export { ProcessTable, type ProcEntry, type ScanResult } from './table.ts';
 
@@ -90,6 +90,8 @@ interface ConnectorCounters {
   queueDropped: number;
   /** The kernel had stopped announcing events to us and a new socket listened again; a /proc rescan followed. */
   relistens: number;
+  /** Uid changes that were a setuid program's exec (the exec's, not a privilege change). */
+  setuidExecs: number;
   resyncs: number;
   malformedBatches: number;
   readErrors: number;
@@ -117,12 +119,20 @@ export function createProcessSensor({
   let pendingForks: ProcEntry[] = [];
   /** sshd's processes (and when first seen), whose titles are re-read every interval for a while. */
   let sshdTitles: Array<[ProcEntry, number]> = [];
-  /** Exits of forks that had not exec'd, newest last, bounded: an exec read after its exit finds it here. */
-  const recentExits = new Map<number, ExitRecord>();
+  /**
+   * Exits of forks that had not exec'd, with their entry, newest last, bounded: an exec read after its
+   * exit (the exit came in the batch before) finds it here.
+   */
+  const recentExits = new Map<number, { exit: ExitRecord; entry: ProcEntry }>();
+  /**
+   * Changes of the effective user alone that ended a batch: a setuid program's exec may follow in the
+   * next one (see isSetuidExec). The table has taken the change; its event waits, a batch interval at most.
+   */
+  const pendingChanges = new Map<number, { sinceMs: number; emit: () => void }>();
   const batchMs = connectorOptions?.batchMs ?? DEFAULT_BATCH_MS;
   const cn: ConnectorCounters = {
     batches: 0, execs: 0, exitedBeforeRead: 0, forks: 0, forkOnlyExited: 0, exits: 0, privilegeChanges: 0,
-    unknownPids: 0, overflows: 0, queueDropped: 0, relistens: 0, resyncs: 0, malformedBatches: 0, readErrors: 0,
+    unknownPids: 0, overflows: 0, queueDropped: 0, relistens: 0, setuidExecs: 0, resyncs: 0, malformedBatches: 0, readErrors: 0,
   };
 
   function sessionOf(entry: ProcEntry): string | undefined {
@@ -197,12 +207,52 @@ export function createProcessSensor({
   }
 
   /**
+   * A running process changed user: the table takes it now; what it returns reports it (after the
+   * creation of a forked child that had not been reported yet).
+   */
+  function userChanged(entry: ProcEntry, realUid: number, effectiveUid: number, timeMs: number): () => void {
+    cn.privilegeChanges++;
+    const steps: Array<() => void> = [];
+    if (entry.forkOnly) {
+      // A forked child changing user (su's, sudo's) is a process worth reporting before its change.
+      delete entry.forkOnly;
+      steps.push(creationLater(entry, entry.startTimeMs));
+    }
+    const before = { ...entry };
+    setUid(entry, effectiveUid, table);
+    entry.realUid = realUid;
+    const after = { ...entry };
+    steps.push(() => {
+      if (!emit || entry.kernelThread) return;
+      emit({ category: 'process_privilege_change', timeMs, fields: privilegeChangeFields(before, after, table, hostId, sessionOf(entry)) });
+    });
+    return () => {
+      for (const step of steps) step();
+    };
+  }
+
+  /**
+   * Reads an sshd process's title again; a changed one is listed as retitled, with its audit session
+   * and users read again too. The login set them meanwhile without an exec, and the kernel's word on
+   * the users may still be on its way (its batch comes up to batchMs later): a session must not start
+   * with the user sshd had before. A changed user is reported from here; the kernel's word, when it
+   * comes, then changes nothing.
+   */
+  function retitle(entry: ProcEntry, result: ScanResult, out: Array<() => void>): void {
+    if (!table.refreshTitle(entry)) return;
+    table.refreshAuditSession(entry);
+    const uids = table.readUids(entry);
+    if (uids && (uids.effective !== entry.uid || uids.real !== entry.realUid)) out.push(userChanged(entry, uids.real, uids.effective, Date.now()));
+    if (!result.retitled.includes(entry)) result.retitled.push(entry);
+  }
+
+  /**
    * sshd retitles its processes without an exec (`sshd: user [priv]`, `sshd: user@pts/0`) and the
    * sessions sensor reads those titles; a scan reads them all at one moment, the connector knows only
    * what was true at each event. So when a process of sshd's (or a child of one) comes or changes,
    * its sshd parent's and grandparent's titles are read now, and a changed one is listed as retitled.
    */
-  function refreshSshdTitles(entries: ProcEntry[], result: ScanResult): void {
+  function refreshSshdTitles(entries: ProcEntry[], result: ScanResult, out: Array<() => void>): void {
     for (const entry of entries) {
       if (entry.name.startsWith('sshd') && !sshdTitles.some(([known]) => known === entry)) sshdTitles.push([entry, Date.now()]);
     }
@@ -210,7 +260,7 @@ export function createProcessSensor({
     const refresh = (entry: ProcEntry) => {
       if (done.has(entry)) return;
       done.add(entry);
-      if (table.refreshTitle(entry) && !result.retitled.includes(entry)) result.retitled.push(entry);
+      retitle(entry, result, out);
     };
     for (const entry of entries) {
       const parent = table.get(entry.ppid);
@@ -230,6 +280,7 @@ export function createProcessSensor({
     // and before exited entries leave the table (attribution walks through a parent that just exited).
     const out: Array<() => void> = [];
     let resync = false;
+    let stopped: string | undefined;
 
     const retire = (entry: ProcEntry, timeMs: number) => {
       // A process whose exit we never saw (events lost): its pid was taken by a new one.
@@ -239,13 +290,21 @@ export function createProcessSensor({
       if (!entry.forkOnly) out.push(() => emitTermination(entry, timeMs));
     };
 
-    for (const record of records) {
+    for (let index = 0; index < records.length; index++) {
+      const record = records[index]!;
+      const pid = 'pid' in record ? record.pid : undefined;
+      const pendingChange = pid === undefined ? undefined : pendingChanges.get(pid);
+      if (pid !== undefined && pendingChange && record.kind !== 'exec') {
+        // The process's next event is not an exec: its user change was its own, reported now, in order.
+        pendingChanges.delete(pid);
+        out.push(pendingChange.emit);
+      }
       switch (record.kind) {
         case 'fork': {
           cn.forks++;
           const known = table.get(record.pid);
           if (known && !known.exitedAtMs) {
-            if (known.startTicks >= record.startTicks - 1 || (known.eventTimeMs ?? 0) >= record.timeMs) {
+            if (known.startTicks >= record.startTicks - 1 || (known.execBootMs ?? 0) >= record.bootMs) {
               // Read already (the baseline scan, or its exec came first): only what the exec could not read.
               fillIn(known, record.ppid, record.startTicks, table);
               break;
@@ -262,8 +321,17 @@ export function createProcessSensor({
           cn.execs++;
           const current = table.get(record.pid);
           const known = current && !current.exitedAtMs ? current : undefined;
-          const fresh = table.fromExec(record.pid, record, known, nowMs);
-          fresh.eventTimeMs = record.timeMs;
+          // Its exit came first (read in the batch before, this exec just after that batch was cut).
+          const earlier = recentExits.get(record.pid);
+          const endedFirst = !known && earlier && earlier.exit.bootMs >= record.bootMs ? earlier : undefined;
+          const fresh = table.fromExec(record.pid, record, known ?? endedFirst?.entry, nowMs);
+          fresh.execBootMs = record.bootMs;
+          if (pendingChange) {
+            // The user change just before was this setuid program's: no privilege change.
+            pendingChanges.delete(record.pid);
+            cn.privilegeChanges--;
+            cn.setuidExecs++;
+          }
           if (record.gone) {
             cn.exitedBeforeRead++;
             fresh.exitedBeforeRead = true;
@@ -284,9 +352,9 @@ export function createProcessSensor({
             if (known) retire(known, record.timeMs);
             result.created.push(fresh);
             out.push(creationLater(fresh, record.timeMs));
-            const exit = recentExits.get(record.pid);
-            if (exit && exit.timeMs >= record.timeMs) {
-              // Its exit came first (read in an earlier batch): it ended, with that status.
+            if (endedFirst) {
+              // It ended, with that status.
+              const { exit } = endedFirst;
               recentExits.delete(record.pid);
               fresh.exitedAtMs = exit.timeMs;
               result.exited.push(fresh);
@@ -304,23 +372,25 @@ export function createProcessSensor({
             break;
           }
           if (entry.uid === record.effectiveUid && entry.realUid === record.realUid) break;
-          cn.privilegeChanges++;
-          if (entry.forkOnly) {
-            // A forked child changing user (su's, sudo's) is a process worth reporting before its change.
-            delete entry.forkOnly;
-            out.push(creationLater(entry, entry.startTimeMs));
+          const setuid = isSetuidExec(records, index, entry);
+          if (setuid === 'yes') {
+            // The kernel announces a setuid program's new effective user just before its exec: that
+            // is the exec's (its creation shows the user), not a running program changing user.
+            cn.setuidExecs++;
+            setUid(entry, record.effectiveUid, table);
+            break;
           }
-          const before = { ...entry };
-          entry.uid = record.effectiveUid;
-          entry.realUid = record.realUid;
-          const user = table.userName(record.effectiveUid);
-          if (user === undefined) delete entry.user;
-          else entry.user = user;
-          const after = { ...entry };
-          out.push(() => {
-            if (!emit || entry.kernelThread) return;
-            emit({ category: 'process_privilege_change', timeMs: record.timeMs, fields: privilegeChangeFields(before, after, table, hostId, sessionOf(entry)) });
-          });
+          const report = userChanged(entry, record.realUid, record.effectiveUid, record.timeMs);
+          // The batch ended before this process's next event: its exec may still come (a setuid program).
+          if (setuid === 'maybe') pendingChanges.set(record.pid, { sinceMs: nowMs, emit: report });
+          else out.push(report);
+          break;
+        }
+        case 'sid': {
+          // setsid() lets the controlling terminal go: the process and the children it forks from
+          // now on have none, until its next exec reads what it has taken (a login's terminal).
+          const entry = table.get(record.pid);
+          if (entry && !entry.exitedAtMs) delete entry.tty;
           break;
         }
         case 'exit': {
@@ -336,7 +406,7 @@ export function createProcessSensor({
           if (entry.forkOnly) {
             cn.forkOnlyExited++;
             // Kept a while: an exec that raced ahead of its fork may still come, after this exit.
-            recentExits.set(record.pid, record);
+            recentExits.set(record.pid, { exit: record, entry });
             if (recentExits.size > RECENT_EXITS) recentExits.delete(recentExits.keys().next().value!);
             break;
           }
@@ -353,6 +423,7 @@ export function createProcessSensor({
           cn[loss.counter] += kind === 'relisten' ? 1 : count;
           if (kind === 'error') lastError = `reading the connector socket failed (errno ${count})`;
           else resync = true;
+          if (record.final) stopped = `the connector's reader stopped (errno ${count})`;
           const message = loss.message(count);
           logger.warn({ kind, count }, message);
           out.push(() => emit?.({
@@ -363,7 +434,7 @@ export function createProcessSensor({
         }
       }
     }
-    refreshSshdTitles([...result.created, ...result.execed], result);
+    refreshSshdTitles([...result.created, ...result.execed], result, out);
     runListeners(result);
     for (const step of out) step();
     for (const entry of result.exited) table.remove(entry);
@@ -371,6 +442,26 @@ export function createProcessSensor({
       // Back in step: pids the lost events would have told about are read, vanished ones ended.
       cn.resyncs++;
       scanOnce();
+    }
+    if (stopped !== undefined) {
+      const reason = stopped;
+      // Not from inside the addon's callback, which closing it would tear down.
+      setImmediate(() => fallBackToScan(reason));
+    }
+  }
+
+  /** The connector failed for good after it opened: the scan takes over, and says why. */
+  function fallBackToScan(reason: string): void {
+    if (!connector) return;
+    connector.close();
+    connector = undefined;
+    connectorFailed = true;
+    whyScan = reason;
+    logger.warn({ reason }, `process capture: scanning ${procRoot} every ${scanIntervalMs} ms from now on; the process events connector failed`);
+    ticker.stop();
+    if (emit) {
+      scanOnce();
+      timer.start();
     }
   }
 
@@ -391,6 +482,12 @@ export function createProcessSensor({
   /** Connector source, every interval: forks that did not exec are reported, listeners do their timed work. */
   function tick(): void {
     const nowMs = Date.now();
+    // A user change whose exec did not follow: a running program changed user.
+    for (const [pid, pending] of pendingChanges) {
+      if (nowMs - pending.sinceMs < batchMs) continue;
+      pendingChanges.delete(pid);
+      pending.emit();
+    }
     const due: ProcEntry[] = [];
     const waiting: ProcEntry[] = [];
     for (const entry of pendingForks) {
@@ -410,15 +507,17 @@ export function createProcessSensor({
     // processes are watched longer: they retitle themselves as a login proceeds, however slowly.
     const result: ScanResult = { created: [], exited: [], ...table.recheck(nowMs) };
     const watching: Array<[ProcEntry, number]> = [];
+    const out: Array<() => void> = [];
     for (const [entry, sinceMs] of sshdTitles) {
       if (entry.exitedAtMs || table.get(entry.pid) !== entry || nowMs - sinceMs > SSHD_TITLE_WATCH_MS) continue;
       watching.push([entry, sinceMs]);
-      if (table.refreshTitle(entry) && !result.retitled.includes(entry)) result.retitled.push(entry);
+      retitle(entry, result, out);
     }
     sshdTitles = watching;
-    refreshSshdTitles([...result.retitled], result);
+    refreshSshdTitles([...result.retitled], result, out);
     runListeners(result);
     for (const entry of due) emitCreation(entry, entry.startTimeMs);
+    for (const step of out) step();
   }
 
   const onError = (error: unknown) => {
@@ -527,6 +626,30 @@ export function createProcessSensor({
       return { name: 'processes', state: 'ok', source: liveSource, notes, counters };
     },
   };
+}
+
+/**
+ * Whether the uid change at `records[index]` is a setuid program's exec rather than a running program
+ * changing user: the kernel announces the new effective user (the real one unchanged) during the
+ * exec, just before the exec itself. `yes` when the process's next record in the batch is its exec,
+ * `maybe` when the batch ends first (the exec may come in the next one), else `no`.
+ */
+function isSetuidExec(records: readonly ConnectorRecord[], index: number, entry: ProcEntry): 'yes' | 'maybe' | 'no' {
+  const change = records[index] as UidRecord;
+  if (entry.realUid !== undefined && change.realUid !== entry.realUid) return 'no';
+  for (let i = index + 1; i < records.length; i++) {
+    const next = records[i]!;
+    if ('pid' in next && next.pid === change.pid) return next.kind === 'exec' ? 'yes' : 'no';
+  }
+  return 'maybe';
+}
+
+/** The entry's effective user is now `uid`. */
+function setUid(entry: ProcEntry, uid: number, table: ProcessTable): void {
+  entry.uid = uid;
+  const user = table.userName(uid);
+  if (user === undefined) delete entry.user;
+  else entry.user = user;
 }
 
 /** The entry's ProcessGuid, hashed once per process (a creation, its children and its end all name it). */

@@ -35,8 +35,8 @@ export interface ProcEntry extends ProcessInfo {
   exitedAtMs?: number;
   /** Connector source: the process had exited before its details could be read at its exec. */
   exitedBeforeRead?: boolean;
-  /** Connector source: when the exec that made this entry happened (ms since the epoch). */
-  eventTimeMs?: number;
+  /** Connector source: when the exec that made this entry happened, on the boot clock (ms). */
+  execBootMs?: number;
   /** Its ProcessGuid, hashed once (for this host and start time). */
   guid?: { hostId: string; startTimeMs: number; value: string };
 }
@@ -359,6 +359,19 @@ export class ProcessTable {
     if (commandLine === entry.commandLine) return false;
     entry.commandLine = commandLine;
     return true;
+  }
+
+  /** Reads a process's audit session again: a login sets it without an exec (pam_loginuid, in sshd). */
+  refreshAuditSession(entry: ProcEntry): void {
+    const text = this.#readText(join(this.procRoot, String(entry.pid), 'sessionid'));
+    const auditSessionId = text === undefined ? undefined : parseAuditSessionId(text);
+    if (auditSessionId !== undefined) entry.auditSessionId = auditSessionId;
+  }
+
+  /** A process's real and effective users as they are now. */
+  readUids(entry: ProcEntry): { real: number; effective: number } | undefined {
+    const text = this.#readText(join(this.procRoot, String(entry.pid), 'status'));
+    return text === undefined ? undefined : parseStatusUids(text);
   }
 
   /** Whether a process has exited but not been reaped yet: gone for every purpose but its pid. */

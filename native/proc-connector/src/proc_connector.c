@@ -18,8 +18,10 @@
 //   32 u32 length of each of the 6 blobs   56 f64 the event's time on the boot clock, ms (-1 for losses)
 //   64 the blobs, back to back; the record is padded to a multiple of 8.
 // kind / a / b: FORK parent pid / -; EXEC owner uid / gid (flag OWNER); UID ruid / euid; EXIT wait
-//   status / exit signal; OVERFLOW count / -; DROPPED count / -; ERROR errno / -; RELISTEN - / - (the
-//   kernel had stopped announcing events; a new socket listens again).
+//   status / exit signal; SID - / - (the process called setsid()); OVERFLOW count / -; DROPPED count / -;
+//   ERROR errno / 1 when the reader stopped for good; RELISTEN - / - (the kernel had stopped announcing
+//   events; a new socket listens again). Records that are not the kernel's events carry the time they
+//   were made, on both clocks.
 // blobs (EXEC only): cmdline, exe, stat, cwd, sessionid, environ (only the wanted variables).
 #include <node_api.h>
 
@@ -44,7 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { KIND_FORK = 1, KIND_EXEC = 2, KIND_UID = 3, KIND_EXIT = 4, KIND_OVERFLOW = 5, KIND_DROPPED = 6, KIND_ERROR = 7, KIND_RELISTEN = 8 };
+enum { KIND_FORK = 1, KIND_EXEC = 2, KIND_UID = 3, KIND_EXIT = 4, KIND_OVERFLOW = 5, KIND_DROPPED = 6, KIND_ERROR = 7, KIND_RELISTEN = 8, KIND_SID = 9 };
 enum { FLAG_CMDLINE_TRUNCATED = 1, FLAG_GONE = 2, FLAG_ENVIRON_TRUNCATED = 4, FLAG_OWNER = 8 };
 enum { BLOB_CMDLINE, BLOB_EXE, BLOB_STAT, BLOB_CWD, BLOB_SESSIONID, BLOB_ENVIRON, BLOB_COUNT };
 #define HEADER_BYTES 64
@@ -55,7 +57,9 @@ enum { BLOB_CMDLINE, BLOB_EXE, BLOB_STAT, BLOB_CWD, BLOB_SESSIONID, BLOB_ENVIRON
 #define ENVIRON_KEEP_CAP 4096
 #define MAX_ENV_KEYS 16
 #define MAX_ENV_KEY_CHARS 64
-#define SID_RING 64
+#define SID_RING 256
+/** Messages read from a socket per call at most: a steady stream of execs must not hold a batch back. */
+#define DRAIN_MAX 256
 #define READER_NICE (-10)
 
 typedef struct record {
@@ -125,6 +129,7 @@ typedef struct {
   int *ack_err;      // set when our LISTEN's acknowledgement arrives
   pid_t probe_tid;   // a thread we made: its FORK on the exec-only socket means filters are ignored
   int probe_seen;
+  int all;           // read until the socket is empty, not DRAIN_MAX messages
 } drain_opts_t;
 
 // ---- the queue -------------------------------------------------------------------------------
@@ -377,8 +382,8 @@ static void on_exec(state_t *s, int32_t pid, double time_ms, double boot) {
         blob += kept;
       }
     }
-    // The directory's owner is the effective uid (root for a process that is not dumpable, as a
-    // setuid-root program is): cheaper than reading status, the costliest file here.
+    // The directory's owner is the effective uid (/proc/PID itself is exempt from the non-dumpable
+    // rule that makes its files root's): cheaper than reading status, the costliest file here.
     struct stat st;
     if (fstat(dfd, &st) == 0) {
       uid = st.st_uid;
@@ -394,7 +399,9 @@ static void on_exec(state_t *s, int32_t pid, double time_ms, double boot) {
     atomic_fetch_add(&s->gone, 1);
   }
   size_t size = (size_t)(blob - p);
-  size = (size + 7) & ~(size_t)7;
+  size_t padded = (size + 7) & ~(size_t)7;
+  memset(blob, 0, padded - size);
+  size = padded;
   put_header(p, (uint32_t)size, KIND_EXEC, flags, present, time_ms, pid, -1, uid, gid, lens, boot);
   enqueue(s, p, (uint32_t)size, time_ms);
 }
@@ -403,6 +410,14 @@ static void simple(state_t *s, uint8_t kind, double time_ms, int32_t pid, int32_
   char p[HEADER_BYTES];
   put_header(p, HEADER_BYTES, kind, 0, 0, time_ms, pid, parent, a, b, NULL, boot_ms);
   enqueue(s, p, HEADER_BYTES, time_ms);
+}
+
+/** A record of ours (a loss, an error), not the kernel's: it happened now, in the stream's order. */
+static void marker(state_t *s, uint8_t kind, uint32_t a, uint32_t b) {
+  struct timespec mono;
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  uint64_t now_ns = (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec;
+  simple(s, kind, wall_ms(now_ns), -1, -1, a, b, boot_ms(now_ns));
 }
 
 static void handle_event(state_t *s, const struct proc_event *ev) {
@@ -422,7 +437,9 @@ static void handle_event(state_t *s, const struct proc_event *ev) {
       on_exec(s, ev->event_data.exec.process_tgid, wall_ms(ev->timestamp_ns), boot_ms(ev->timestamp_ns));
       return;
     case PROC_EVENT_SID:
+      // The next exec reads what a new session may change; JS learns the terminal was let go.
       on_new_session(s, ev->event_data.sid.process_tgid);
+      simple(s, KIND_SID, wall_ms(ev->timestamp_ns), ev->event_data.sid.process_tgid, -1, 0, 0, boot_ms(ev->timestamp_ns));
       return;
     case PROC_EVENT_UID:
       // setuid() in a threaded program changes every thread; the leader's change stands for them all.
@@ -483,7 +500,7 @@ static int drain(state_t *s, int sock, drain_opts_t *opts) {
   // Large enough for any datagram the connector sends (one proc_event per message).
   char buf[8192] __attribute__((aligned(8)));
   int acked = 0;
-  for (;;) {
+  for (int messages = 0; (opts && opts->all) || messages < DRAIN_MAX; messages++) {
     ssize_t n = recv(sock, buf, sizeof buf, MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -491,9 +508,7 @@ static int drain(state_t *s, int sock, drain_opts_t *opts) {
       if (errno == ENOBUFS) {
         // The kernel dropped messages for us: say so in the stream, in order, and go on reading.
         atomic_fetch_add(&s->overflows, 1);
-        struct timespec real;
-        clock_gettime(CLOCK_REALTIME, &real);
-        simple(s, KIND_OVERFLOW, (double)real.tv_sec * 1e3 + (double)real.tv_nsec / 1e6, -1, -1, 1, 0, -1);
+        marker(s, KIND_OVERFLOW, 1, 0);
         continue;
       }
       return -1;
@@ -518,13 +533,12 @@ static int drain(state_t *s, int sock, drain_opts_t *opts) {
       handle_event(s, ev);
     }
   }
+  return acked;
 }
 
 static void error_record(state_t *s, int err) {
   atomic_fetch_add(&s->errors, 1);
-  struct timespec real;
-  clock_gettime(CLOCK_REALTIME, &real);
-  simple(s, KIND_ERROR, (double)real.tv_sec * 1e3 + (double)real.tv_nsec / 1e6, -1, -1, (uint32_t)err, 0, -1);
+  marker(s, KIND_ERROR, (uint32_t)err, 0);
 }
 
 static int open_socket(int64_t rcvbuf, const char **code, const char **what, int *err);
@@ -553,14 +567,12 @@ static void relisten(state_t *s) {
   close(*slot);
   *slot = fresh;
   atomic_fetch_add(&s->relistens, 1);
-  struct timespec real;
-  clock_gettime(CLOCK_REALTIME, &real);
-  simple(s, KIND_RELISTEN, (double)real.tv_sec * 1e3 + (double)real.tv_nsec / 1e6, -1, -1, 0, 0, -1);
+  marker(s, KIND_RELISTEN, 0, 0);
 }
 
 /** Makes a thread (a FORK the kernel announces) and looks for it; relistens if it did not come. */
 static void check_alive(state_t *s) {
-  drain_opts_t opts = { .skip_exec = s->sock_bulk >= 0 };
+  drain_opts_t opts = { .skip_exec = s->sock_bulk >= 0, .all = 1 };
   pthread_t thread;
   if (pthread_create(&thread, NULL, probe_thread, &opts.probe_tid) != 0) return;
   pthread_join(thread, NULL);
@@ -589,6 +601,15 @@ static int queue_state(state_t *s, int *urgent) {
   return any;
 }
 
+/** The reader cannot go on: JS is told at once (an ERROR record marked final) and falls back to the scan. */
+static void *stopped_for_good(state_t *s, int err) {
+  atomic_fetch_add(&s->errors, 1);
+  marker(s, KIND_ERROR, (uint32_t)err, 1);
+  commit(s);
+  notify(s);
+  return NULL;
+}
+
 /**
  * The reader. Exec messages wake it at once (the details must be read before the process exits);
  * with the split sockets, forks, uid changes and exits only start a batch and are read in bulk when
@@ -606,11 +627,7 @@ static void *reader(void *arg) {
   // it; otherwise the thread keeps Node's priority.
   setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), READER_NICE);
   int timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-  if (timer_fd < 0) {
-    error_record(s, errno);
-    notify(s);
-    return NULL;
-  }
+  if (timer_fd < 0) return stopped_for_good(s, errno);
   int batch_open = 0;
   arm(timer_fd, LIVENESS_MS);
   while (!atomic_load(&s->stopping)) {
@@ -623,7 +640,8 @@ static void *reader(void *arg) {
     };
     if (poll(fds, 4, -1) < 0) {
       if (errno == EINTR) continue;
-      break;
+      close(timer_fd);
+      return stopped_for_good(s, errno);
     }
     if (fds[0].revents) break;
     int due = 0;
@@ -639,8 +657,11 @@ static void *reader(void *arg) {
     }
     if (fds[1].revents & (POLLERR | POLLIN)) {
       if (drain(s, s->sock, NULL) < 0) {
+        if (errno == EBADF || errno == ENOTSOCK) {
+          close(timer_fd);
+          return stopped_for_good(s, errno);
+        }
         error_record(s, errno);
-        if (errno == EBADF || errno == ENOTSOCK) break;
       }
     }
     int urgent = 0;
@@ -650,12 +671,14 @@ static void *reader(void *arg) {
       arm(timer_fd, s->batch_ms);
     }
     if (!batch_open || !(due || urgent)) continue;
-    // The bulk socket first, then the exec socket again: a fork read now precedes its exec in time;
-    // JS orders each batch by event time.
-    drain_opts_t bulk = { .skip_exec = 1 };
+    // The exec socket, then all of the bulk socket: every exec of the batch happened before that last
+    // read, so its fork (and a setuid program's uid change) is in the batch too. An exec that comes
+    // meanwhile waits for the next batch, which its exit may then precede (JS keeps such exits).
+    // JS orders each batch by the boot clock.
+    drain_opts_t bulk = { .skip_exec = 1, .all = 1 };
     uint64_t overflows = atomic_load(&s->overflows);
-    if (s->sock_bulk >= 0 && drain(s, s->sock_bulk, &bulk) < 0) error_record(s, errno);
     if (drain(s, s->sock, NULL) < 0) error_record(s, errno);
+    if (s->sock_bulk >= 0 && drain(s, s->sock_bulk, &bulk) < 0) error_record(s, errno);
     // A message we could not take may have made the kernel think nobody listens.
     if (atomic_load(&s->overflows) != overflows) check_alive(s);
     commit(s);
@@ -840,9 +863,9 @@ static void try_split(state_t *s, int64_t rcvbuf) {
     send_mcast(s->sock, s->listen_seq + 6, s->listen_seq + 6, PROC_CN_MCAST_LISTEN, 0);
     return;
   }
-  drain_opts_t opts = { 0 };
+  drain_opts_t opts = { .all = 1 };
   // Anything already queued on the exec socket came before the filter: handle it as it is.
-  drain(s, s->sock, NULL);
+  drain(s, s->sock, &(drain_opts_t){ .all = 1 });
   pthread_t thread;
   if (pthread_create(&thread, NULL, probe_thread, &opts.probe_tid) != 0) {
     close(bulk);
