@@ -1,26 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { BLOBS, decodeBatch, decodeExitStatus, FLAG_GONE, FLAG_OWNER, HEADER_BYTES } from './connector-decode.ts';
+import { decodeBatch, decodeExitStatus, FLAG_GONE, FLAG_OWNER } from './connector-decode.ts';
+import { packRecord } from './testing.ts';
 
-/** Packs one record as native/proc-connector/src/proc_connector.c does (little-endian). */
-function record(kind: number, fields: { flags?: number; timeMs?: number; pid?: number; parent?: number; a?: number; b?: number; bootMs?: number; blobs?: Partial<Record<(typeof BLOBS)[number], string>> }): Buffer {
-  const blobs = BLOBS.map((name) => fields.blobs?.[name]);
-  const payload = Buffer.concat(blobs.map((blob) => Buffer.from(blob ?? '', 'utf8')));
-  const size = Math.ceil((HEADER_BYTES + payload.length) / 8) * 8;
-  const out = Buffer.alloc(size);
-  out.writeUInt32LE(size, 0);
-  out[4] = kind;
-  out[5] = fields.flags ?? 0;
-  out.writeUInt16LE(blobs.reduce((mask, blob, i) => (blob === undefined ? mask : mask | (1 << i)), 0), 6);
-  out.writeDoubleLE(fields.timeMs ?? 0, 8);
-  out.writeInt32LE(fields.pid ?? -1, 16);
-  out.writeInt32LE(fields.parent ?? -1, 20);
-  out.writeUInt32LE(fields.a ?? 0, 24);
-  out.writeUInt32LE(fields.b ?? 0, 28);
-  blobs.forEach((blob, i) => out.writeUInt32LE(Buffer.byteLength(blob ?? ''), 32 + 4 * i));
-  out.writeDoubleLE(fields.bootMs ?? -1, 56);
-  payload.copy(out, HEADER_BYTES);
-  return out;
-}
+const record = packRecord;
 
 describe('decodeBatch', () => {
   it('decodes each kind of record with its fields', () => {
@@ -37,6 +19,7 @@ describe('decodeBatch', () => {
       record(6, { timeMs: 1004, bootMs: 1_234_572, a: 17 }),
       record(7, { timeMs: 1004.5, bootMs: 1_234_572.5, a: 9, b: 1 }),
       record(8, { timeMs: 1005, bootMs: 1_234_573 }),
+      record(10, { timeMs: 1006, bootMs: 1_234_574 }),
     ]);
     const { records, malformed } = decodeBatch(batch);
     expect(malformed).toBe(0);
@@ -56,6 +39,7 @@ describe('decodeBatch', () => {
       // The reader stopped for good (EBADF): the sensor falls back to the scan.
       { kind: 'error', timeMs: 1004.5, bootMs: 1_234_572.5, count: 9, final: true },
       { kind: 'relisten', timeMs: 1005, bootMs: 1_234_573, count: 0 },
+      { kind: 'cut', timeMs: 1006, bootMs: 1_234_574 },
     ]);
   });
 

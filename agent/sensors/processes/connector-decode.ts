@@ -3,10 +3,10 @@
 import type { ExecDetails } from './table.ts';
 
 /** What happened, as the addon's `kind` byte says. */
-export type ConnectorRecordKind = 'fork' | 'exec' | 'uid' | 'exit' | 'overflow' | 'dropped' | 'error' | 'relisten' | 'sid';
+export type ConnectorRecordKind = 'fork' | 'exec' | 'uid' | 'exit' | 'overflow' | 'dropped' | 'error' | 'relisten' | 'sid' | 'cut';
 
 const KINDS: Record<number, ConnectorRecordKind> = {
-  1: 'fork', 2: 'exec', 3: 'uid', 4: 'exit', 5: 'overflow', 6: 'dropped', 7: 'error', 8: 'relisten', 9: 'sid',
+  1: 'fork', 2: 'exec', 3: 'uid', 4: 'exit', 5: 'overflow', 6: 'dropped', 7: 'error', 8: 'relisten', 9: 'sid', 10: 'cut',
 };
 
 /** Record flags (byte 5). */
@@ -40,7 +40,12 @@ export interface SidRecord { kind: 'sid'; timeMs: number; bootMs: number; pid: n
  * announcing events (it counts listeners; a new socket listened again). `bootMs` is when it was made.
  */
 export interface LossRecord { kind: 'overflow' | 'dropped' | 'error' | 'relisten'; timeMs: number; bootMs: number; count: number; final?: true }
-export type ConnectorRecord = ForkRecord | ExecRecord | UidRecord | ExitRecord | SidRecord | LossRecord;
+/**
+ * The batch is complete up to `bootMs`: the exec socket was read up to then. Records after it (read
+ * from the bulk socket a moment later) may belong with execs still to come, in the next batch.
+ */
+export interface CutRecord { kind: 'cut'; timeMs: number; bootMs: number }
+export type ConnectorRecord = ForkRecord | ExecRecord | UidRecord | ExitRecord | SidRecord | CutRecord | LossRecord;
 
 export interface DecodedBatch {
   records: ConnectorRecord[];
@@ -107,6 +112,8 @@ function decodeRecord(data: Buffer, at: number, size: number, kind: ConnectorRec
       return { kind, timeMs, bootMs, pid, ppid: parent, status: a };
     case 'sid':
       return { kind, timeMs, bootMs, pid };
+    case 'cut':
+      return { kind, timeMs, bootMs };
     case 'error':
       return b === 1 ? { kind, timeMs, bootMs, count: a, final: true } : { kind, timeMs, bootMs, count: a };
     case 'overflow':

@@ -60,6 +60,14 @@ const SSHD_TITLE_WATCH_MS = 30_000;
  */
 const DEFAULT_BATCH_MS = 100;
 
+/**
+ * A setuid program's exec follows the kernel's word of its new user within one execve() call: a user
+ * change this far behind the stream with no exec after it was the running program's own.
+ */
+const SETUID_EXEC_MS = 50;
+/** How long a user change waits for that at most, by the wall clock, when no batch comes. */
+const PENDING_CHANGE_MAX_MS = 1_000;
+
 /** How many exits of never-exec'd forks are remembered (see recentExits). */
 const RECENT_EXITS = 1_024;
 
@@ -128,7 +136,10 @@ export function createProcessSensor({
    * Changes of the effective user alone that ended a batch: a setuid program's exec may follow in the
    * next one (see isSetuidExec). The table has taken the change; its event waits, a batch interval at most.
    */
-  const pendingChanges = new Map<number, { sinceMs: number; emit: () => void }>();
+  const pendingChanges = new Map<number, { sinceMs: number; bootMs: number; emit: () => void }>();
+  /** Records newer than their batch's cut (see CutRecord), held for the next batch, and since when. */
+  let heldRecords: ConnectorRecord[] = [];
+  let heldSinceMs = 0;
   const batchMs = connectorOptions?.batchMs ?? DEFAULT_BATCH_MS;
   const cn: ConnectorCounters = {
     batches: 0, execs: 0, exitedBeforeRead: 0, forks: 0, forkOnlyExited: 0, exits: 0, privilegeChanges: 0,
@@ -242,7 +253,11 @@ export function createProcessSensor({
     if (!table.refreshTitle(entry)) return;
     table.refreshAuditSession(entry);
     const uids = table.readUids(entry);
-    if (uids && (uids.effective !== entry.uid || uids.real !== entry.realUid)) out.push(userChanged(entry, uids.real, uids.effective, Date.now()));
+    // Only while it runs the program the table holds: after an exec (a setuid program) the kernel's
+    // records tell what changed, and how.
+    if (uids && (uids.effective !== entry.uid || uids.real !== entry.realUid) && table.runs(entry)) {
+      out.push(userChanged(entry, uids.real, uids.effective, Date.now()));
+    }
     if (!result.retitled.includes(entry)) result.retitled.push(entry);
   }
 
@@ -273,14 +288,13 @@ export function createProcessSensor({
   }
 
   /** One batch from the connector: the table follows the kernel's events; listeners, then events, in event order. */
-  function applyBatch(records: ConnectorRecord[]): void {
+  function applyBatch(records: readonly ConnectorRecord[], cutBootMs?: number): void {
     const nowMs = Date.now();
     const result: ScanResult = { created: [], exited: [], execed: [], retitled: [] };
     // Emitted after the listeners ran (a session is registered before its processes are attributed),
     // and before exited entries leave the table (attribution walks through a parent that just exited).
     const out: Array<() => void> = [];
     let resync = false;
-    let stopped: string | undefined;
 
     const retire = (entry: ProcEntry, timeMs: number) => {
       // A process whose exit we never saw (events lost): its pid was taken by a new one.
@@ -382,10 +396,12 @@ export function createProcessSensor({
           }
           const report = userChanged(entry, record.realUid, record.effectiveUid, record.timeMs);
           // The batch ended before this process's next event: its exec may still come (a setuid program).
-          if (setuid === 'maybe') pendingChanges.set(record.pid, { sinceMs: nowMs, emit: report });
+          if (setuid === 'maybe') pendingChanges.set(record.pid, { sinceMs: nowMs, bootMs: record.bootMs, emit: report });
           else out.push(report);
           break;
         }
+        case 'cut':
+          break;
         case 'sid': {
           // setsid() lets the controlling terminal go: the process and the children it forks from
           // now on have none, until its next exec reads what it has taken (a login's terminal).
@@ -423,7 +439,11 @@ export function createProcessSensor({
           cn[loss.counter] += kind === 'relisten' ? 1 : count;
           if (kind === 'error') lastError = `reading the connector socket failed (errno ${count})`;
           else resync = true;
-          if (record.final) stopped = `the connector's reader stopped (errno ${count})`;
+          if (record.final) {
+            const reason = `the connector's reader stopped (errno ${count})`;
+            // Not from inside the addon's callback, which closing it would tear down.
+            setImmediate(() => fallBackToScan(reason));
+          }
           const message = loss.message(count);
           logger.warn({ kind, count }, message);
           out.push(() => emit?.({
@@ -432,6 +452,14 @@ export function createProcessSensor({
           }));
           break;
         }
+      }
+    }
+    if (cutBootMs !== undefined) {
+      // The stream is complete well past these changes and no exec followed: they were the programs' own.
+      for (const [pid, pending] of pendingChanges) {
+        if (cutBootMs - pending.bootMs < SETUID_EXEC_MS) continue;
+        pendingChanges.delete(pid);
+        out.push(pending.emit);
       }
     }
     refreshSshdTitles([...result.created, ...result.execed], result, out);
@@ -443,16 +471,19 @@ export function createProcessSensor({
       cn.resyncs++;
       scanOnce();
     }
-    if (stopped !== undefined) {
-      const reason = stopped;
-      // Not from inside the addon's callback, which closing it would tear down.
-      setImmediate(() => fallBackToScan(reason));
-    }
+  }
+
+  /** Applies what the connector source still holds back: records past a cut, user changes awaiting an exec. */
+  function flushHeld(): void {
+    if (heldRecords.length > 0) take([]);
+    for (const pending of pendingChanges.values()) pending.emit();
+    pendingChanges.clear();
   }
 
   /** The connector failed for good after it opened: the scan takes over, and says why. */
   function fallBackToScan(reason: string): void {
     if (!connector) return;
+    flushHeld();
     connector.close();
     connector = undefined;
     connectorFailed = true;
@@ -465,13 +496,33 @@ export function createProcessSensor({
     }
   }
 
+  /**
+   * Applies what is complete: held records and this batch, up to its cut; what comes after the cut is
+   * held for the next batch (or applied by tick() if none comes).
+   */
+  function take(batch: readonly ConnectorRecord[]): void {
+    const records = heldRecords.length > 0 ? [...heldRecords, ...batch].sort((a, b) => a.bootMs - b.bootMs) : batch;
+    heldRecords = [];
+    let cutBootMs: number | undefined;
+    for (const record of batch) if (record.kind === 'cut') cutBootMs = Math.max(cutBootMs ?? record.bootMs, record.bootMs);
+    let end = records.length;
+    if (cutBootMs !== undefined) {
+      while (end > 0 && records[end - 1]!.bootMs > cutBootMs) end--;
+      if (end < records.length) {
+        heldRecords = records.slice(end);
+        heldSinceMs = Date.now();
+      }
+    }
+    applyBatch(end < records.length ? records.slice(0, end) : records, cutBootMs);
+  }
+
   function onBatch(data: Buffer): void {
     cn.batches++;
     // The boundary with the addon: a failure here is counted and shown in health, never thrown into N-API.
     try {
       const { records, malformed } = decodeBatch(data);
       if (malformed > 0) cn.malformedBatches++;
-      applyBatch(records);
+      take(records);
     } catch (error) {
       scanErrors++;
       lastError = (error as Error).message;
@@ -482,9 +533,11 @@ export function createProcessSensor({
   /** Connector source, every interval: forks that did not exec are reported, listeners do their timed work. */
   function tick(): void {
     const nowMs = Date.now();
-    // A user change whose exec did not follow: a running program changed user.
+    // No batch came after the held records: nothing they wait for is still to come.
+    if (heldRecords.length > 0 && nowMs - heldSinceMs >= 3 * batchMs) take([]);
+    // A user change long past with no exec after it, on a host too quiet for a batch to say so.
     for (const [pid, pending] of pendingChanges) {
-      if (nowMs - pending.sinceMs < batchMs) continue;
+      if (nowMs - pending.sinceMs < PENDING_CHANGE_MAX_MS) continue;
       pendingChanges.delete(pid);
       pending.emit();
     }
@@ -593,6 +646,7 @@ export function createProcessSensor({
     async stop() {
       timer.stop();
       ticker.stop();
+      if (connector) flushHeld();
       connector?.close();
       emit = undefined;
     },

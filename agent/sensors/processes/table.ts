@@ -368,6 +368,12 @@ export class ProcessTable {
     if (auditSessionId !== undefined) entry.auditSessionId = auditSessionId;
   }
 
+  /** Whether the process still runs the executable the entry holds (no exec since). */
+  runs(entry: ProcEntry): boolean {
+    const exe = this.#readLink(join(this.procRoot, String(entry.pid), 'exe'));
+    return exe !== NOT_READ && exe === entry.image;
+  }
+
   /** A process's real and effective users as they are now. */
   readUids(entry: ProcEntry): { real: number; effective: number } | undefined {
     const text = this.#readText(join(this.procRoot, String(entry.pid), 'status'));

@@ -20,8 +20,8 @@
 // kind / a / b: FORK parent pid / -; EXEC owner uid / gid (flag OWNER); UID ruid / euid; EXIT wait
 //   status / exit signal; SID - / - (the process called setsid()); OVERFLOW count / -; DROPPED count / -;
 //   ERROR errno / 1 when the reader stopped for good; RELISTEN - / - (the kernel had stopped announcing
-//   events; a new socket listens again). Records that are not the kernel's events carry the time they
-//   were made, on both clocks.
+//   events; a new socket listens again); CUT - / - (see reader: the batch is complete up to its boot
+//   time). Records that are not the kernel's events carry the time they were made, on both clocks.
 // blobs (EXEC only): cmdline, exe, stat, cwd, sessionid, environ (only the wanted variables).
 #include <node_api.h>
 
@@ -46,7 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { KIND_FORK = 1, KIND_EXEC = 2, KIND_UID = 3, KIND_EXIT = 4, KIND_OVERFLOW = 5, KIND_DROPPED = 6, KIND_ERROR = 7, KIND_RELISTEN = 8, KIND_SID = 9 };
+enum { KIND_FORK = 1, KIND_EXEC = 2, KIND_UID = 3, KIND_EXIT = 4, KIND_OVERFLOW = 5, KIND_DROPPED = 6, KIND_ERROR = 7, KIND_RELISTEN = 8, KIND_SID = 9, KIND_CUT = 10 };
 enum { FLAG_CMDLINE_TRUNCATED = 1, FLAG_GONE = 2, FLAG_ENVIRON_TRUNCATED = 4, FLAG_OWNER = 8 };
 enum { BLOB_CMDLINE, BLOB_EXE, BLOB_STAT, BLOB_CWD, BLOB_SESSIONID, BLOB_ENVIRON, BLOB_COUNT };
 #define HEADER_BYTES 64
@@ -122,6 +122,8 @@ typedef struct {
   /** Processes that called setsid() and have not exec'd since (newest overwrite oldest): see on_exec. */
   int32_t new_sessions[SID_RING];
   uint32_t new_sessions_at;
+  /** The kernel's time of the last event handled (reader thread only): where a bounded read stopped. */
+  uint64_t last_event_ns;
 } state_t;
 
 typedef struct {
@@ -130,6 +132,7 @@ typedef struct {
   pid_t probe_tid;   // a thread we made: its FORK on the exec-only socket means filters are ignored
   int probe_seen;
   int all;           // read until the socket is empty, not DRAIN_MAX messages
+  int stopped_short; // set when DRAIN_MAX messages were read and more may wait
 } drain_opts_t;
 
 // ---- the queue -------------------------------------------------------------------------------
@@ -175,10 +178,13 @@ static void append_locked(state_t *s, record_t *r) {
   if (s->queued_bytes > atomic_load(&s->peak_bytes)) atomic_store(&s->peak_bytes, s->queued_bytes);
 }
 
-/** Queues one packed record, or drops and counts it when the queue is at its bound. */
-static void enqueue(state_t *s, const char *packed, uint32_t size, double time_ms) {
+/**
+ * Queues one packed record, or drops and counts it when the queue is at its bound (unless `force`: the
+ * reader's last word, one record past the bound).
+ */
+static void enqueue(state_t *s, const char *packed, uint32_t size, double time_ms, double boot_ms, int force) {
   pthread_mutex_lock(&s->lock);
-  int full = s->queued_records + 2 > s->max_records || s->queued_bytes + size + HEADER_BYTES > s->max_bytes;
+  int full = !force && (s->queued_records + 2 > s->max_records || s->queued_bytes + size + HEADER_BYTES > s->max_bytes);
   if (full) {
     s->dropped_unreported++;
     atomic_fetch_add(&s->dropped, 1);
@@ -189,7 +195,7 @@ static void enqueue(state_t *s, const char *packed, uint32_t size, double time_m
     // Room again: say first how many went missing, in order, so the reader knows where the gap is.
     char marker[HEADER_BYTES];
     uint32_t count = s->dropped_unreported > UINT32_MAX ? UINT32_MAX : (uint32_t)s->dropped_unreported;
-    put_header(marker, HEADER_BYTES, KIND_DROPPED, 0, 0, time_ms, -1, -1, count, 0, NULL, -1);
+    put_header(marker, HEADER_BYTES, KIND_DROPPED, 0, 0, time_ms, -1, -1, count, 0, NULL, boot_ms);
     record_t *m = new_record(marker, HEADER_BYTES);
     if (m) {
       append_locked(s, m);
@@ -403,25 +409,34 @@ static void on_exec(state_t *s, int32_t pid, double time_ms, double boot) {
   memset(blob, 0, padded - size);
   size = padded;
   put_header(p, (uint32_t)size, KIND_EXEC, flags, present, time_ms, pid, -1, uid, gid, lens, boot);
-  enqueue(s, p, (uint32_t)size, time_ms);
+  enqueue(s, p, (uint32_t)size, time_ms, boot, 0);
+}
+
+static void simple_record(state_t *s, uint8_t kind, double time_ms, int32_t pid, int32_t parent, uint32_t a, uint32_t b, double boot_ms, int force) {
+  char p[HEADER_BYTES];
+  put_header(p, HEADER_BYTES, kind, 0, 0, time_ms, pid, parent, a, b, NULL, boot_ms);
+  enqueue(s, p, HEADER_BYTES, time_ms, boot_ms, force);
 }
 
 static void simple(state_t *s, uint8_t kind, double time_ms, int32_t pid, int32_t parent, uint32_t a, uint32_t b, double boot_ms) {
-  char p[HEADER_BYTES];
-  put_header(p, HEADER_BYTES, kind, 0, 0, time_ms, pid, parent, a, b, NULL, boot_ms);
-  enqueue(s, p, HEADER_BYTES, time_ms);
+  simple_record(s, kind, time_ms, pid, parent, a, b, boot_ms, 0);
 }
 
-/** A record of ours (a loss, an error), not the kernel's: it happened now, in the stream's order. */
-static void marker(state_t *s, uint8_t kind, uint32_t a, uint32_t b) {
+static uint64_t mono_now_ns(void) {
   struct timespec mono;
   clock_gettime(CLOCK_MONOTONIC, &mono);
-  uint64_t now_ns = (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec;
+  return (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec;
+}
+
+/** A record of ours (a loss, an error, a cut), not the kernel's: it happened now, in the stream's order. */
+static void marker(state_t *s, uint8_t kind, uint32_t a, uint32_t b) {
+  uint64_t now_ns = mono_now_ns();
   simple(s, kind, wall_ms(now_ns), -1, -1, a, b, boot_ms(now_ns));
 }
 
 static void handle_event(state_t *s, const struct proc_event *ev) {
   atomic_fetch_add(&s->messages, 1);
+  s->last_event_ns = ev->timestamp_ns;
   double t;
   switch (ev->what) {
     case PROC_EVENT_FORK:
@@ -533,6 +548,7 @@ static int drain(state_t *s, int sock, drain_opts_t *opts) {
       handle_event(s, ev);
     }
   }
+  if (opts) opts->stopped_short = 1;
   return acked;
 }
 
@@ -604,7 +620,8 @@ static int queue_state(state_t *s, int *urgent) {
 /** The reader cannot go on: JS is told at once (an ERROR record marked final) and falls back to the scan. */
 static void *stopped_for_good(state_t *s, int err) {
   atomic_fetch_add(&s->errors, 1);
-  marker(s, KIND_ERROR, (uint32_t)err, 1);
+  uint64_t now_ns = mono_now_ns();
+  simple_record(s, KIND_ERROR, wall_ms(now_ns), -1, -1, (uint32_t)err, 1, boot_ms(now_ns), 1);
   commit(s);
   notify(s);
   return NULL;
@@ -672,13 +689,16 @@ static void *reader(void *arg) {
     }
     if (!batch_open || !(due || urgent)) continue;
     // The exec socket, then all of the bulk socket: every exec of the batch happened before that last
-    // read, so its fork (and a setuid program's uid change) is in the batch too. An exec that comes
-    // meanwhile waits for the next batch, which its exit may then precede (JS keeps such exits).
-    // JS orders each batch by the boot clock.
+    // read, so its fork (and a setuid program's uid change) is in the batch too. The cut is where the
+    // exec socket was read up to: the bulk socket's newer records (an exit whose exec is still to
+    // come) are held by JS for the next batch. JS orders each batch by the boot clock.
+    drain_opts_t execs = { 0 };
     drain_opts_t bulk = { .skip_exec = 1, .all = 1 };
     uint64_t overflows = atomic_load(&s->overflows);
-    if (drain(s, s->sock, NULL) < 0) error_record(s, errno);
+    if (drain(s, s->sock, &execs) < 0) error_record(s, errno);
+    uint64_t cut_ns = execs.stopped_short ? s->last_event_ns : mono_now_ns();
     if (s->sock_bulk >= 0 && drain(s, s->sock_bulk, &bulk) < 0) error_record(s, errno);
+    simple(s, KIND_CUT, wall_ms(cut_ns), -1, -1, 0, 0, boot_ms(cut_ns));
     // A message we could not take may have made the kernel think nobody listens.
     if (atomic_load(&s->overflows) != overflows) check_alive(s);
     commit(s);
