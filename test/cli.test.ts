@@ -24,9 +24,12 @@ describe('omwatch-agent snapshot', () => {
     const self = processes.find((p) => p['pid'] === result.pid);
     expect(self).toMatchObject({ ppid: process.pid, user: 'root', image: process.execPath, commandLine: `${process.execPath} ${AGENT} snapshot --json`, sessionId: null });
     expect(Date.parse(String(self!['startTime']))).toBeGreaterThan(Date.now() - 60_000);
-    const sensors = snapshot['sensors'] as Array<{ name: string; state: string }>;
+    const sensors = snapshot['sensors'] as Array<{ name: string; state: string; source?: string; notes?: string[] }>;
     expect(sensors.map((s) => s.name).sort()).toEqual(['connections', 'media', 'processes', 'sessions']);
-    expect(sensors.find((s) => s.name === 'processes')?.state).toBe('ok');
+    // As root, with the addon `npm install` built: every exec from the kernel's process events connector.
+    const processSensor = sensors.find((s) => s.name === 'processes');
+    expect(processSensor).toMatchObject({ state: 'ok', source: 'connector' });
+    expect(processSensor?.notes?.join(' ')).toContain('kernel process events connector');
   });
 
   it('prints a readable table by default, with escape sequences from command lines made inert', () => {
@@ -49,12 +52,13 @@ describe('omwatch-agent snapshot', () => {
   it('run as an ordinary user, says what it cannot see', () => {
     const result = agent(['snapshot', '--json'], { uid: 65534, gid: 65534 });
     expect(result.status, result.stderr).toBe(0);
-    const snapshot = JSON.parse(result.stdout) as { host: { privileged: boolean }; processes: unknown[]; sensors: Array<{ name: string; state: string; reason?: string; counters: Record<string, number> }> };
+    const snapshot = JSON.parse(result.stdout) as { host: { privileged: boolean }; processes: unknown[]; sensors: Array<{ name: string; state: string; source?: string; reason?: string; counters: Record<string, number> }> };
     expect(snapshot.host.privileged).toBe(false);
     expect(snapshot.processes.length).toBeGreaterThan(1);
     const processes = snapshot.sensors.find((s) => s.name === 'processes')!;
-    expect(processes.state).toBe('degraded');
+    expect(processes).toMatchObject({ state: 'degraded', source: 'scan' });
     expect(processes.reason).toMatch(/not root/);
+    expect(processes.reason).toContain('no process events connector');
     expect(processes.counters['permissionDenied']).toBeGreaterThan(0);
     expect(snapshot.sensors.find((s) => s.name === 'connections')?.reason).toMatch(/not root/);
     expect(snapshot.sensors.find((s) => s.name === 'sessions')).toMatchObject({ state: 'degraded', reason: expect.stringMatching(/not root/) });
