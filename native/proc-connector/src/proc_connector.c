@@ -10,12 +10,12 @@
 // batch queued as one Buffer. A full socket buffer (ENOBUFS) becomes an OVERFLOW record: events were
 // lost and the caller resyncs. Where the kernel can filter (6.6+), execs come on one socket, read at
 // once (with setsids, which decide what an exec reads), and forks, uid changes and exits on another,
-// read in bulk every batch interval.
+// read in bulk every batch interval (batches of 100 ms by default).
 //
 // Record layout (all fields host order; JS reads it in agent/sensors/processes/connector-decode.ts):
 //   0 u32 size (whole record, a multiple of 8)   4 u8 kind   5 u8 flags   6 u16 blobs present (bit i)
 //   8 f64 time (ms since the epoch)   16 i32 pid   20 i32 parent (tgid; -1 unknown)   24 u32 a   28 u32 b
-//   32 u32 length of each of the 6 blobs   56 f64 the event's time on the boot clock, ms (-1 for losses)
+//   32 u32 length of each of the 6 blobs   56 f64 the event's time on the boot clock, ms (JS orders by it)
 //   64 the blobs, back to back; the record is padded to a multiple of 8.
 // kind / a / b: FORK parent pid / -; EXEC owner uid / gid (flag OWNER); UID ruid / euid; EXIT wait
 //   status / exit signal; SID - / - (the process called setsid()); OVERFLOW count / -; DROPPED count / -;
