@@ -17,19 +17,23 @@ const at = (ms: number) => ({ timeMs: t0 + ms, bootMs: 1_000_000 + ms });
 
 describe.skipIf(!root)('process events split across batches (stand-in addon, as root)', () => {
   let sensor: ProcessSensor | undefined;
+  let addon: ReturnType<typeof standInAddon> | undefined;
   afterEach(async () => {
     await sensor?.stop();
     sensor = undefined;
+    addon?.remove();
+    addon = undefined;
   });
 
   async function start() {
-    const addon = standInAddon();
+    addon = standInAddon();
     const log = observationLog();
     sensor = createProcessSensor({ hostId: 'test-host', logger: silentLogger(), connectorPath: addon.path });
     await sensor.start(log.emit);
     expect(sensor.source).toBe('connector');
     const of = (category: string, pid: number) => log.all.filter((o) => o.category === category && fieldsOf(o)['ProcessId'] === pid);
-    return { addon, log, of, deliver: (...records: Buffer[]) => addon.deliver(Buffer.concat(records)) };
+    const opened = addon;
+    return { log, of, deliver: (...records: Buffer[]) => opened.deliver(Buffer.concat(records)) };
   }
 
   it('takes a setuid program\'s new user, announced before a cut, as its exec\'s, not a privilege change', async () => {

@@ -363,8 +363,7 @@ export class ProcessTable {
 
   /** Reads a process's audit session again: a login sets it without an exec (pam_loginuid, in sshd). */
   refreshAuditSession(entry: ProcEntry): void {
-    const text = this.#readText(join(this.procRoot, String(entry.pid), 'sessionid'));
-    const auditSessionId = text === undefined ? undefined : parseAuditSessionId(text);
+    const auditSessionId = this.#auditSessionOf(join(this.procRoot, String(entry.pid)));
     if (auditSessionId !== undefined) entry.auditSessionId = auditSessionId;
   }
 
@@ -376,8 +375,19 @@ export class ProcessTable {
 
   /** A process's real and effective users as they are now. */
   readUids(entry: ProcEntry): { real: number; effective: number } | undefined {
-    const text = this.#readText(join(this.procRoot, String(entry.pid), 'status'));
+    return this.#uidsOf(join(this.procRoot, String(entry.pid)));
+  }
+
+  /** The real and effective users in /proc/PID/status (`dir`), if it can be read. */
+  #uidsOf(dir: string): { real: number; effective: number } | undefined {
+    const text = this.#readText(join(dir, 'status'));
     return text === undefined ? undefined : parseStatusUids(text);
+  }
+
+  /** The audit session in /proc/PID/sessionid (`dir`), if it can be read and is set. */
+  #auditSessionOf(dir: string): number | undefined {
+    const text = this.#readText(join(dir, 'sessionid'));
+    return text === undefined ? undefined : parseAuditSessionId(text);
   }
 
   /** Whether a process has exited but not been reaped yet: gone for every purpose but its pid. */
@@ -429,8 +439,7 @@ export class ProcessTable {
     if (stat.kernelThread) return entry;
     const tty = decodeTty(stat.ttyNr);
     if (tty) entry.tty = tty;
-    const statusText = this.#readText(join(dir, 'status'));
-    const uids = statusText === undefined ? undefined : parseStatusUids(statusText);
+    const uids = this.#uidsOf(dir);
     if (uids !== undefined) {
       entry.uid = uids.effective;
       entry.realUid = uids.real;
@@ -453,8 +462,7 @@ export class ProcessTable {
     entry.image = exe !== NOT_READ ? exe : imageFallback(entry.commandLine, stat.comm);
     const cwd = this.#readLink(join(dir, 'cwd'));
     if (cwd !== NOT_READ) entry.cwd = cwd;
-    const sessionText = this.#readText(join(dir, 'sessionid'));
-    const auditSessionId = sessionText === undefined ? undefined : parseAuditSessionId(sessionText);
+    const auditSessionId = this.#auditSessionOf(dir);
     if (auditSessionId !== undefined) entry.auditSessionId = auditSessionId;
     const environ = this.#readRaw(join(dir, 'environ'));
     if (environ !== NOT_READ) {

@@ -1,7 +1,7 @@
 // For the connector tests: records packed exactly as native/proc-connector/src/proc_connector.c packs
 // them (little-endian), and a stand-in addon module that hands a test's batches to the sensor. The
 // stand-in is for what the kernel cannot be made to do on cue: deliver a batch cut at a given moment.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BLOBS, HEADER_BYTES } from './connector-decode.ts';
@@ -44,8 +44,9 @@ export function packRecord(kind: number, fields: PackedFields): Buffer {
  * A stand-in for the addon, as a module file the sensor loads by path (`connectorPath`): `deliver`
  * hands it a batch as the reader thread would.
  */
-export function standInAddon(): { path: string; deliver(batch: Buffer): void } {
-  const path = join(mkdtempSync(join(tmpdir(), 'omw-stand-in-addon-')), 'proc_connector.cjs');
+export function standInAddon(): { path: string; deliver(batch: Buffer): void; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'omw-stand-in-addon-'));
+  const path = join(dir, 'proc_connector.cjs');
   const key = `omwStandInConnector${process.pid}${Date.now()}`;
   writeFileSync(path, `'use strict';
 const stats = { messages: 0, forks: 0, execs: 0, uidChanges: 0, exits: 0, overflows: 0, dropped: 0, gone: 0, errors: 0, peakQueuedBytes: 0, splitSockets: 1, relistens: 0 };
@@ -62,5 +63,6 @@ module.exports = {
       if (!onBatch) throw new Error('the stand-in addon is not open');
       onBatch(batch);
     },
+    remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
