@@ -5,7 +5,7 @@
 // showed it, an analyst's kill ends the session within a second, and the user cannot forge or undo any
 // of it.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,8 +41,20 @@ describe.skipIf(!asRoot)('recorded shell (omwatch-agent shell)', () => {
   const BASE_POLICY = 'shell:\n  recordInput: true\n';
 
   /** `omwatch-agent shell` as the vendor, in a fresh terminal; the env claims to be root, which must not matter. */
-  const shell = (args: string[] = [], dataDir = agentDir) => new Terminal([process.execPath, AGENT_BIN, 'shell', '--data', dataDir, ...args], {
-    as: vendor, cwd: vendor.home, env: { HOME: vendor.home, USER: 'root', LOGNAME: 'root' },
+  /**
+   * The vendor's shell client in a terminal of their own, as sshd gives one (the daemon then writes to it
+   * itself), or in root's (`ownTerminal: false`: the bytes then travel through the client).
+   */
+  const shell = (args: string[] = [], dataDir = agentDir, ownTerminal = true) => new Terminal([process.execPath, AGENT_BIN, 'shell', '--data', dataDir, ...args], {
+    as: vendor, cwd: vendor.home, env: { HOME: vendor.home, USER: 'root', LOGNAME: 'root' }, ownTerminal,
+  });
+  /** Whether the agent daemon holds the terminal open (it writes to it itself). */
+  const daemonHolds = (t: Terminal) => readdirSync(`/proc/${agent.child.pid}/fd`).some((fd) => {
+    try {
+      return readlinkSync(`/proc/${agent.child.pid}/fd/${fd}`) === t.path;
+    } catch {
+      return false;
+    }
   });
   /** Types a line and returns when Enter was pressed (ms). */
   const enter = (t: Terminal, line: string) => {
@@ -108,10 +120,14 @@ describe.skipIf(!asRoot)('recorded shell (omwatch-agent shell)', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('records a working session: commands (a builtin too) as events within 1 s, no password, resize, exit code; the recording plays back as shown', async () => {
-    const t = shell(['--ticket', 'CHG-1042', '--reason', 'replace PLC firmware']);
+  it.each([
+    ['the daemon writing to the user\'s own terminal', true],
+    ['through the client, in a terminal not the user\'s', false],
+  ])('records a working session (%s): commands (a builtin too) as events within 1 s, no password, resize, exit code; the recording plays back as shown', async (_, ownTerminal) => {
+    const t = shell(['--ticket', 'CHG-1042', '--reason', 'replace PLC firmware'], agentDir, ownTerminal);
     await t.waitFor(/\$ $/);
     const sessionId = await sessionIdOf(t);
+    expect(daemonHolds(t)).toBe(ownTerminal);
     const entered: Array<[string, number]> = [['echo "sid=$OMWATCH_SESSION"', Date.now()]];
     const run = async (line: string, shows: RegExp | string) => {
       const from = t.output.length;
@@ -141,8 +157,11 @@ describe.skipIf(!asRoot)('recorded shell (omwatch-agent shell)', () => {
     await t.waitFor('got 10 chars', from);
     // Ctrl-C reaches the foreground job through the pty's own line discipline.
     from = t.output.length;
-    entered.push(['sleep 30', enter(t, 'sleep 30')]);
-    await t.waitFor('sleep 30\r\n', from);
+    // Typed only once the job says it runs: bash puts it in the foreground before it execs, and a Ctrl-C
+    // that comes sooner reaches bash, which keeps waiting for the job.
+    const job = `sh -c 'echo "job: $$"; exec sleep 30'`;
+    entered.push([job, enter(t, job)]);
+    await t.waitFor(/job: \d+\r\n/, from);
     t.write('\x03');
     await t.waitFor(/\^C.*\$ $/s, from, 5_000);
     // A resize reaches the shell asynchronously, as over ssh: readline redraws its prompt once it has.
@@ -213,8 +232,9 @@ describe.skipIf(!asRoot)('recorded shell (omwatch-agent shell)', () => {
     const line = `${'0123456789abcdef'.repeat(8)}\n`;
     writeFileSync(file, `${line.repeat(Math.ceil(5_000_000 / line.length))}the-last-line\n`, { mode: 0o644 });
     const expected = readFileSync(file).length + readFileSync(file, 'utf8').split('\n').length - 1;
+    // Once written to the user's terminal by the daemon, once through the client.
     for (let run = 0; run < 2; run++) {
-      const t = shell(['--', 'cat', file]);
+      const t = shell(['--', 'cat', file], agentDir, run === 0);
       expect((await t.exited).exitCode).toBe(0);
       expect(t.output.length, `run ${run}: bytes shown`).toBe(expected);
       expect(t.text().endsWith('the-last-line\r\n')).toBe(true);

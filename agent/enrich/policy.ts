@@ -50,6 +50,11 @@ export const ShellPolicySchema = z.strictObject({
   warnBeforeSeconds: z.number().nonnegative().default(60),
   /** The recording cannot keep up (the outbox is near its cap): slow the session down, or end it. */
   onRecordingBehind: z.enum(['throttle', 'end']).default('throttle'),
+  /**
+   * Output the recording may trail what the user has seen by, in MiB (held in the agent's memory): past
+   * it, `onRecordingBehind` applies. A flood of output is shown at the terminal's pace and recorded after.
+   */
+  maxRecordingLagMiB: z.number().int().min(1).max(1024).default(128),
   /** Whether the client may name the command to run (`-- cmd`, `-c cmd`, `ssh host cmd`) instead of the shell. */
   allowCommand: z.boolean().default(true),
   /** The shell the session runs; bash reports each command line (other shells: the recording only). */

@@ -3,6 +3,7 @@
 // uid when asked (identity.ts) and puts the terminal in raw mode, so keys, signals (Ctrl-C, Ctrl-Z) and
 // job control reach the shell's own line discipline as in any terminal.
 import { spawnSync } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { answerChallenge, type Challenge } from './identity.ts';
 import { encodeFrame, Frame, jsonPayload, readFrames } from './frames.ts';
@@ -30,8 +31,20 @@ export function helloFromEnvironment(options: Pick<ShellClientOptions, 'ticket' 
     ...(options.ticket ? { ticket: options.ticket } : {}),
     ...(options.reason ? { reason: options.reason } : {}),
     ...(command ? { command } : {}),
+    ...(terminalPath() ? { terminal: terminalPath() } : {}),
     ...(env['SSH_CONNECTION'] ? { sshConnection: env['SSH_CONNECTION'] } : {}),
   };
+}
+
+/** The terminal this process reads and writes, when its stdin and stdout are one and the same terminal. */
+function terminalPath(): string | undefined {
+  if (!process.stdin.isTTY || !process.stdout.isTTY) return undefined;
+  try {
+    const input = readlinkSync('/proc/self/fd/0');
+    return input === readlinkSync('/proc/self/fd/1') && input.length <= 64 ? input : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -67,6 +80,7 @@ export async function runShellClient(options: ShellClientOptions): Promise<numbe
 
   return await new Promise<number>((resolve) => {
     let restore: (() => void) | undefined;
+    let started = false;
     let exitCode: number | undefined;
     let paused = false;
     let output: Buffer[] = [];
@@ -101,20 +115,32 @@ export async function runShellClient(options: ShellClientOptions): Promise<numbe
           } catch (error) {
             stderr.write(`omwatch: cannot prove who you are to the agent: ${(error as Error).message}\n`);
           }
+          // Raw before the session starts: when the daemon writes to this terminal itself, its first
+          // bytes may come before the STARTED frame does. A refusal puts the terminal back first.
+          restore = rawTerminal();
           socket.write(encodeFrame(Frame.HELLO, hello));
           break;
-        case Frame.STARTED:
-          restore = rawTerminal();
-          stdin.on('data', onInput);
-          stdin.resume();
+        case Frame.STARTED: {
+          started = true;
+          // The daemon opened this terminal itself: it reads the keys and writes the output directly.
+          const direct = (jsonPayload(frame.payload) as { terminal?: unknown } | undefined)?.terminal === true;
+          if (!direct) {
+            stdin.on('data', onInput);
+            stdin.resume();
+          }
           stdout.on('resize', onResize);
           break;
+        }
         case Frame.OUTPUT:
           // Output frames that arrive together are written together, once they are all read.
           output.push(frame.payload);
           if (output.length === 1) queueMicrotask(writeOutput);
           break;
         case Frame.NOTICE:
+          if (!started) {
+            restore?.();
+            restore = undefined;
+          }
           if (output.length > 0) writeOutput();
           stderr.write(frame.payload);
           break;

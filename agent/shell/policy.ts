@@ -20,6 +20,8 @@ export const HelloSchema = z.strictObject({
   reason: printable(1_024).min(1).optional(),
   /** Run this instead of the interactive shell. */
   command: z.array(z.string().max(32_768)).min(1).max(256).optional(),
+  /** The terminal the client runs in (its stdin and stdout), if any: the daemon may write to it itself (relay.ts). */
+  terminal: z.string().max(64).optional(),
   /** SSH_CONNECTION as sshd set it for the client, when the client runs under sshd. */
   sshConnection: z.string().max(256).optional(),
 });

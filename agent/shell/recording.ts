@@ -31,43 +31,39 @@ export class Recording {
   /** Typed input waiting to be seen echoed: text and when it was typed. */
   #typed: Array<{ text: string; atMs: number }> = [];
   #closed = false;
+  #lastAt = 0;
 
   constructor(options: RecordingOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
   }
 
-  /** Seconds since the session started, as asciicast writes them. */
-  elapsed(): number {
-    return Math.max(0, Math.round(this.#now() - this.#options.startMs) / 1000);
+  /** Seconds since the session started (to `atMs`, else now), as asciicast writes them. */
+  elapsed(atMs = this.#now()): number {
+    return Math.max(0, Math.round(atMs - this.#options.startMs) / 1000);
   }
 
-  /** Records terminal output; returns it decoded (what the live view shows). */
-  output(bytes: Buffer): string {
+  /** Records terminal output shown at `atMs`; returns it decoded (what the live view shows). */
+  output(bytes: Buffer, atMs = this.#now()): string {
     this.stats.outputBytes += bytes.length;
     const text = this.#decoder.decode(bytes, { stream: true });
     if (text.length === 0) return text;
-    if (this.#typed.length > 0) this.#matchEcho(text);
-    this.#event('o', text);
+    if (this.#typed.length > 0) this.#matchEcho(text, atMs);
+    this.#event('o', text, atMs);
     return text;
   }
 
-  /** Text the agent itself printed in the terminal (a warning): recorded as output, it was on screen. */
-  notice(text: string): void {
-    this.#event('o', text);
-  }
-
-  input(bytes: Buffer): void {
+  input(bytes: Buffer, atMs = this.#now()): void {
     if (!this.#options.recordInput) return;
-    this.#typed.push({ text: bytes.toString('utf8'), atMs: this.#now() });
+    this.#typed.push({ text: bytes.toString('utf8'), atMs });
     if (this.#typed.length > 64) {
       this.#typed.shift();
       this.stats.inputWithheld++;
     }
   }
 
-  resize(cols: number, rows: number): void {
-    this.#event('r', `${cols}x${rows}`);
+  resize(cols: number, rows: number, atMs = this.#now()): void {
+    this.#event('r', `${cols}x${rows}`, atMs);
   }
 
   /** Writes what is pending as a chunk now. */
@@ -92,9 +88,11 @@ export class Recording {
     this.#closed = true;
   }
 
-  #event(type: 'o' | 'i' | 'r', text: string): void {
+  #event(type: 'o' | 'i' | 'r', text: string, atMs = this.#now()): void {
     if (this.#closed) return;
-    const line = `[${this.elapsed()},"${type}",${JSON.stringify(text)}]\n`;
+    // Times never go back in a recording (a record queued a moment before another may carry a later clock reading).
+    this.#lastAt = Math.max(this.#lastAt, this.elapsed(atMs));
+    const line = `[${this.#lastAt},"${type}",${JSON.stringify(text)}]\n`;
     this.#lines.push(line);
     this.#chars += line.length;
     if (this.#chars >= (this.#options.chunkChars ?? CHUNK_CHARS)) this.flush();
@@ -105,8 +103,7 @@ export class Recording {
   }
 
   /** Typed text is recorded (before this output) only if this output begins with it. */
-  #matchEcho(text: string): void {
-    const now = this.#now();
+  #matchEcho(text: string, now: number): void {
     let offset = 0;
     while (this.#typed.length > 0) {
       const typed = this.#typed[0]!;
@@ -123,7 +120,7 @@ export class Recording {
         continue;
       }
       this.#typed.shift();
-      this.#event('i', typed.text);
+      this.#event('i', typed.text, typed.atMs);
       this.stats.inputRecorded++;
       offset += echo.length;
       if (offset >= text.length) break;

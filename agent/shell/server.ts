@@ -2,7 +2,7 @@
 // connection proves its uid (identity.ts), passes the policy gate, and gets a session whose pty and
 // recording stay in this process. Sessions are listed to the collector (for kills and the live view).
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { v7 as uuidv7 } from 'uuid';
@@ -15,6 +15,7 @@ import { checkChallenge, IdentityError, lookupUser, newChallenge, prepareChallen
 import { BASH_RC } from './marks.ts';
 import { DEFAULT_SHELL_POLICY, HelloSchema, type Hello } from './policy.ts';
 import { ShellSession, type UserSide } from './session.ts';
+import { openUserTerminal } from './relay.ts';
 import { prepareSpoolDir, takeSpool, type SpoolIntake } from './spool.ts';
 
 /** A client that has not said hello by then is dropped. */
@@ -48,7 +49,7 @@ function socketSide(socket: Socket): UserSide {
     return socket.writableLength < MAX_CLIENT_BUFFER_BYTES;
   };
   return {
-    started: (sessionId) => void send(Frame.STARTED, { sessionId }),
+    started: (sessionId, terminal) => void send(Frame.STARTED, { sessionId, terminal }),
     show: (bytes) => send(Frame.OUTPUT, bytes),
     onDrain: (listener) => void socket.on('drain', listener),
     exit(code, endedBy) {
@@ -288,10 +289,11 @@ export class ShellServer {
     };
     if (hello.command && !policy.allowCommand) return refuse(`this account may open the recorded shell only, not run a command of its choosing (${hello.command.join(' ').slice(0, 200)})`, 'shell.allowCommand: false');
     if (problems.length > 0 && policy.gate === 'refuse') return refuse(reason, 'shell.gate: refuse');
+    const terminal = openUserTerminal(hello.terminal, user.uid);
     const session = new ShellSession({
       id, mark: randomBytes(12).toString('hex'), user, hello, policy,
       maxSessionMinutes: judge?.policy.maxSessionMinutes,
-      flagged: problems.length > 0 ? reason : undefined,
+      flagged: problems.length > 0 ? reason : undefined, terminal,
       program: policy.program, rcPath: this.#rcPath,
       emit, record: this.#options.record, live: this.#options.live, recordingBehind: this.#options.recordingBehind,
       logger,
@@ -302,6 +304,9 @@ export class ShellServer {
       logger.error({ err: (error as Error).message, user: user.name }, 'recorded shell could not start');
       fail(`the shell could not start: ${(error as Error).message}`);
       return undefined;
+    } finally {
+      // The relay holds its own copy.
+      if (terminal !== undefined) closeSync(terminal);
     }
     this.counters.started++;
     this.#sessions.set(id, session);

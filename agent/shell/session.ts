@@ -1,8 +1,11 @@
 // One recorded shell session, held by the daemon: the pty (and so every byte the user sees) lives in
-// this root process, out of the user's reach. Output goes to the user's terminal at once and into the
-// recording; commands the shell reports become `shell_command` events; the session ends when the shell
-// exits, the user's connection drops, an analyst kills it, or the policy's idle or length limit passes.
-import { chmodSync, chownSync, closeSync, openSync, readdirSync, readFileSync, statSync, constants as fsConstants } from 'node:fs';
+// this root process, out of the user's reach. The pty relay's thread (relay.ts) puts output on the user's
+// terminal at once and queues it; this class turns the queue into the recording, the live view and
+// `shell_command` events, at its own pace: recording never delays what the user sees, and when it falls
+// behind its limit the relay stops reading the pty (throttle) or the policy ends the session. The session
+// ends when the shell exits, the user's connection drops, an analyst kills it, or the policy's idle or
+// length limit passes.
+import { chmodSync, chownSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { spawn, type IPty } from 'node-pty';
 import { parseSshConnection } from '../sensors/sessions/parse.ts';
@@ -10,15 +13,16 @@ import type { Observation } from '../sensors/types.ts';
 import type { Logger } from '../log/index.ts';
 import { SHELL_TOOL, type PtyFrame } from '../../collector/protocol/index.ts';
 import type { PasswdEntry } from './identity.ts';
-import { CommandMarks } from './marks.ts';
+import { parseCommandReport } from './marks.ts';
 import { Recording } from './recording.ts';
+import { PtyRelay, type RelayRecord } from './relay.ts';
 import type { Hello, ShellPolicy } from './policy.ts';
 
 /** After SIGHUP, what is still running in the session gets SIGKILL this much later. */
 const KILL_GRACE_MS = 300;
 const BEHIND_CHECK_MS = 100;
-/** While the pty is not read, this often the shell is checked for having exited. */
-const EXIT_WATCH_MS = 20;
+/** After the shell exits, how long the rest of its output may take to reach the user's terminal. */
+const DRAIN_LIMIT_MS = 5_000;
 
 export interface SessionContext {
   id: string;
@@ -30,6 +34,8 @@ export interface SessionContext {
   maxSessionMinutes: number | undefined;
   /** Set when the session starts although the policy gate said no (policy `flag`). */
   flagged: string | undefined;
+  /** The user's own terminal, opened by the daemon (relay.ts): output and keys then skip the client. */
+  terminal: number | undefined;
   program: string;
   rcPath: string;
   /** Events the rules judge (session start and end, commands). */
@@ -44,8 +50,9 @@ export interface SessionContext {
 
 /** Where the user sits: the shell client over the daemon's socket, or the terminal itself (spooled). */
 export interface UserSide {
-  started(sessionId: string): void;
-  /** Shows output; false when the user's side is behind (the pty is then not read until `drain`). */
+  /** `terminal`: the relay writes to the user's terminal itself; the side then shows notices only. */
+  started(sessionId: string, terminal: boolean): void;
+  /** Shows output (only without a terminal); false when the user's side is behind (the pty is then not read until `drain`). */
   show(bytes: Buffer): boolean;
   onDrain(listener: () => void): void;
   exit(code: number, endedBy: string): void;
@@ -59,23 +66,20 @@ export class ShellSession {
   readonly #context: SessionContext;
   readonly #side: UserSide;
   readonly #recording: Recording;
-  readonly #marks: CommandMarks;
   readonly #ended: Promise<void>;
   #resolveEnded!: () => void;
   #pty: IPty | undefined;
+  #relay: PtyRelay | undefined;
   #endedBy: EndedBy | undefined;
-  #lastInputMs: number;
   #idleWarned = false;
   #lengthWarned = false;
   #timer: NodeJS.Timeout | undefined;
-  /** Why the pty is not being read: the user's side is behind, or the recording is. */
-  readonly #paused = new Set<'client' | 'recording'>();
-  #pauseWatch: NodeJS.Timeout | undefined;
-  /** Held open by the daemon so the pty does not hang up under unread output when the last process exits. */
-  #slaveFd: number | undefined;
+  /** The outbox is behind: the relay's queue is not taken (so it fills, and the pty is then not read). */
+  #behindPoll: NodeJS.Timeout | undefined;
   #behindCheckedAt = 0;
-  #heldTimer: NodeJS.Timeout | undefined;
-  #reads: Buffer[] = [];
+  #throttleLogged = false;
+  /** Resolves when the relay's last record ('x') is taken. */
+  #drained: (() => void) | undefined;
   #exited = false;
 
   constructor(context: SessionContext, side: UserSide) {
@@ -83,9 +87,7 @@ export class ShellSession {
     this.#context = context;
     this.#side = side;
     this.startedAt = new Date();
-    this.#lastInputMs = Date.now();
     this.#ended = new Promise((resolve) => (this.#resolveEnded = resolve));
-    this.#marks = new CommandMarks(context.mark);
     this.#recording = new Recording({
       startMs: this.startedAt.getTime(),
       recordInput: context.policy.recordInput,
@@ -124,44 +126,42 @@ export class ShellSession {
       ? spawn('/bin/sh', ['-c', 'echo "$0" > /proc/self/loginuid 2>/dev/null; exec "$@"', String(user.uid), '/usr/bin/setpriv', '--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', '--', file, ...args], { name: hello.term, cols: hello.cols, rows: hello.rows, cwd: existingDir(user.home), env, encoding: null })
       : spawn(file, args, { name: hello.term, cols: hello.cols, rows: hello.rows, cwd: existingDir(user.home), env, encoding: null });
     this.#pty = pty;
-    const ptsName = (pty as IPty & { ptsName?: string }).ptsName;
-    if (ptsName) {
-      try {
-        this.#slaveFd = openSync(ptsName, fsConstants.O_RDWR | fsConstants.O_NOCTTY | fsConstants.O_NONBLOCK);
-      } catch (error) {
-        this.#context.logger.warn({ sessionId: this.id, err: (error as Error).message }, 'cannot hold the terminal open: the last output of a command may be cut');
-      }
+    // The relay's thread reads the pty from here on, through its own copy of the master. node-pty's
+    // reader is closed before it ever reads (it would take bytes from the relay), and node-pty then
+    // reports the shell's exit as soon as it happens; resizes and input go through the relay too.
+    try {
+      const { master, closeReader } = ptyInternals(pty);
+      this.#relay = new PtyRelay({
+        master, terminal: this.#context.terminal, mark, recordInput: this.#context.policy.recordInput,
+        limitBytes: this.#context.policy.maxRecordingLagMiB * 1024 * 1024, notify: () => this.#consume(),
+      });
+      closeReader();
+    } catch (error) {
+      pty.kill('SIGKILL');
+      throw error;
     }
+    const ptsName = (pty as IPty & { ptsName?: string }).ptsName;
     // As login does: the user's terminal is the user's (screen, mesg and write check it), group tty.
     if (asOther && ptsName) giveTerminal(ptsName, user.uid);
     this.#emitSession('start', { ProcessId: pty.pid, ...(ptsName ? { Tty: ptsName.replace(/^\/dev\//, '') } : {}), Image: file });
     if (command) this.#emitCommand(command.map(quoteArg).join(' '), user.home);
-    this.#side.started(this.id);
+    this.#side.started(this.id, this.#context.terminal !== undefined);
     if (this.#context.flagged) this.#notice(`this session is flagged (${this.#context.flagged}); the SOC is alerted`);
-    pty.onData((data) => this.#read(data as unknown as Buffer));
     pty.onExit(({ exitCode, signal }) => void this.#exit(exitCode, signal));
-    this.#side.onDrain(() => this.#resume('client'));
+    this.#side.onDrain(() => this.#relay?.pause(false));
     this.#timer = setInterval(() => this.#checkLimits(), 1_000);
     this.#timer.unref();
   }
 
+  /** Keys from the client's socket (a user without a terminal the relay could open). */
   input(bytes: Buffer): void {
     if (this.#exited) return;
-    this.#lastInputMs = Date.now();
-    this.#idleWarned = false;
-    this.#recording.input(bytes);
-    this.#pty?.write(bytes);
+    this.#relay?.input(bytes);
   }
 
   resize(cols: number, rows: number): void {
     if (this.#exited || this.#endedBy) return;
-    try {
-      this.#pty?.resize(cols, rows);
-    } catch {
-      // The shell is exiting and node-pty has closed the terminal: nothing left to resize.
-      return;
-    }
-    this.#recording.resize(cols, rows);
+    this.#relay?.resize(cols, rows);
   }
 
   /** Ends the session: a message in the terminal, SIGHUP to everything in it, SIGKILL to what stays. */
@@ -184,103 +184,82 @@ export class ShellSession {
     this.end('hangup');
   }
 
-  /**
-   * A read of the pty (4 KiB at most: the line discipline's buffer). Reads that arrive together are
-   * handled together, once the event loop has taken them all: one frame to the user, one recording event.
-   */
-  #read(data: Buffer): void {
-    this.#reads.push(data);
-    if (this.#reads.length === 1) setImmediate(() => this.#output());
+  /** Takes what the relay queued: the recording, the live view, commands, and the client's output. */
+  #consume(): void {
+    const relay = this.#relay;
+    if (!relay || this.#behindPoll) return;
+    if (!this.#exited && this.#recordingBehind()) return;
+    for (const record of relay.take()) this.#handle(record);
   }
 
-  #output(): void {
-    if (this.#reads.length === 0) return;
-    const data = this.#reads.length === 1 ? this.#reads[0]! : Buffer.concat(this.#reads);
-    this.#reads = [];
-    clearTimeout(this.#heldTimer);
-    const { output, commands } = this.#marks.scan(data);
-    for (const command of commands) this.#emitCommand(command.commandLine, command.cwd);
-    if (output.length > 0) this.#show(output);
-    // A byte held back as a possible start of a command report shows anyway if nothing follows soon.
-    if (this.#marks.holding) {
-      this.#heldTimer = setTimeout(() => {
-        const held = this.#marks.release();
-        if (held) this.#show(held);
-      }, 20);
-      this.#heldTimer.unref();
-    }
-    this.#checkBehind();
-  }
-
-  #show(bytes: Buffer): void {
-    // The user's terminal first: recording it never delays what the user sees.
-    if (!this.#side.show(bytes)) this.#pause('client');
-    const text = this.#recording.output(bytes);
-    if (text.length > 0) this.#context.live({ type: 'pty', sessionId: this.id, t: this.#recording.elapsed(), data: text });
-  }
-
-  #notice(text: string): void {
-    const line = `\r\n[omwatch] ${text}\r\n`;
-    this.#recording.notice(line);
-    this.#side.show(Buffer.from(line));
-    this.#context.live({ type: 'pty', sessionId: this.id, t: this.#recording.elapsed(), data: line });
-  }
-
-  /** The recording may not fall behind silently: policy throttles the session or ends it. */
-  #checkBehind(): void {
-    const now = Date.now();
-    if (now - this.#behindCheckedAt < BEHIND_CHECK_MS) return;
-    this.#behindCheckedAt = now;
-    if (!this.#context.recordingBehind()) return;
-    if (this.#context.policy.onRecordingBehind === 'end') {
-      this.end('recording-behind', 'the recording cannot keep up with this session\'s output (the agent\'s buffer is full); the session ends, as the policy says');
-      return;
-    }
-    if (this.#paused.has('recording')) return;
-    this.#pause('recording');
-    this.#context.logger.warn({ sessionId: this.id }, 'recording behind: output throttled until the buffer drains');
-    const poll = setInterval(() => {
-      if (this.#exited || !this.#context.recordingBehind()) {
-        clearInterval(poll);
-        this.#resume('recording');
+  #handle(record: RelayRecord): void {
+    switch (record.type) {
+      case 'o': {
+        if (this.#context.terminal === undefined && !this.#side.show(record.bytes)) this.#relay?.pause(true);
+        const text = this.#recording.output(record.bytes, record.atMs);
+        if (text.length > 0) this.#context.live({ type: 'pty', sessionId: this.id, t: this.#recording.elapsed(record.atMs), data: text });
+        break;
       }
-    }, BEHIND_CHECK_MS);
-    poll.unref();
+      case 'i':
+        this.#idleWarned = false;
+        this.#recording.input(record.bytes, record.atMs);
+        break;
+      case 'c': {
+        const command = parseCommandReport(record.bytes);
+        if (command) this.#emitCommand(command.commandLine, command.cwd);
+        break;
+      }
+      case 'r':
+        this.#recording.resize(record.cols, record.rows, record.atMs);
+        break;
+      case 'x':
+        this.#drained?.();
+        break;
+    }
+  }
+
+  /** The agent's own words in the terminal (a warning): shown and recorded in order with the output. */
+  #notice(text: string): void {
+    this.#relay?.notice(Buffer.from(`\r\n[omwatch] ${text}\r\n`));
   }
 
   /**
-   * Stops reading the pty (so the program blocks on its writes, as on a slow terminal). Once the shell
-   * has exited, what it left in the pty is read whatever the reason: it is little (the kernel's buffer),
-   * and node-pty closes the pty shortly after the exit.
+   * The recording may not fall behind silently: with the outbox near its cap or the relay's queue at its
+   * limit, policy throttles the session (the queue is not taken; the relay then stops reading the pty,
+   * and the session's programs wait, as on a slow terminal) or ends it. True while throttled.
    */
-  #pause(reason: 'client' | 'recording'): void {
-    const pty = this.#pty;
-    if (!pty || this.#paused.has(reason)) return;
-    this.#paused.add(reason);
-    if (this.#paused.size > 1) return;
-    pty.pause();
-    this.#pauseWatch = setInterval(() => {
-      if (!processGone(pty.pid)) return;
-      this.#paused.clear();
-      clearInterval(this.#pauseWatch);
-      pty.resume();
-    }, EXIT_WATCH_MS);
-    this.#pauseWatch.unref();
-  }
-
-  #resume(reason: 'client' | 'recording'): void {
-    if (!this.#paused.delete(reason) || this.#paused.size > 0) return;
-    clearInterval(this.#pauseWatch);
-    this.#pty?.resume();
+  #recordingBehind(): boolean {
+    const now = Date.now();
+    if (now - this.#behindCheckedAt < BEHIND_CHECK_MS) return false;
+    this.#behindCheckedAt = now;
+    const outboxBehind = this.#context.recordingBehind();
+    if (!outboxBehind && !this.#relay?.stats().behind) return false;
+    if (this.#context.policy.onRecordingBehind === 'end') {
+      this.end('recording-behind', 'the recording cannot keep up with this session\'s output; the session ends, as the policy says');
+      return false;
+    }
+    if (!this.#throttleLogged) {
+      this.#throttleLogged = true;
+      this.#context.logger.warn({ sessionId: this.id, outboxBehind }, 'recording behind: output throttled until it catches up');
+    }
+    if (!outboxBehind) return false;
+    this.#behindPoll = setInterval(() => {
+      if (!this.#exited && this.#context.recordingBehind()) return;
+      clearInterval(this.#behindPoll);
+      this.#behindPoll = undefined;
+      this.#consume();
+    }, BEHIND_CHECK_MS);
+    this.#behindPoll.unref();
+    return true;
   }
 
   #checkLimits(): void {
     const { policy, maxSessionMinutes } = this.#context;
     const now = Date.now();
     const warnMs = policy.warnBeforeSeconds * 1000;
-    if (policy.idleMinutes !== undefined) {
+    if (policy.idleMinutes !== undefined && this.#relay) {
       const limit = policy.idleMinutes * 60_000;
-      const idle = now - this.#lastInputMs;
+      const idle = now - this.#relay.stats().lastInputMs;
       if (idle >= limit) return this.end('idle-timeout', `no input for ${formatDuration(limit)}: the session ends (policy shell.idleMinutes)`);
       if (!this.#idleWarned && idle >= limit - warnMs) {
         this.#idleWarned = true;
@@ -301,12 +280,24 @@ export class ShellSession {
   async #exit(exitCode: number, signal: number | undefined): Promise<void> {
     this.#exited = true;
     clearInterval(this.#timer);
-    clearInterval(this.#pauseWatch);
-    if (this.#slaveFd !== undefined) closeSync(this.#slaveFd);
-    this.#output();
-    clearTimeout(this.#heldTimer);
-    const held = this.#marks.release();
-    if (held) this.#show(held);
+    clearInterval(this.#behindPoll);
+    this.#behindPoll = undefined;
+    const relay = this.#relay;
+    if (relay) {
+      // The rest of the shell's output (and of what else still writes to the pty) is read and shown, then
+      // 'x'. A user's terminal that takes nothing for DRAIN_LIMIT_MS does not hold the session's end.
+      await new Promise<void>((resolve) => {
+        const limit = setTimeout(resolve, DRAIN_LIMIT_MS);
+        this.#drained = () => {
+          clearTimeout(limit);
+          resolve();
+        };
+        relay.finish();
+        this.#consume();
+      });
+      relay.close();
+      for (const record of relay.take()) this.#handle(record);
+    }
     const code = signal ? 128 + signal : exitCode;
     this.#recording.close();
     this.#emitSession('end', {
@@ -350,14 +341,19 @@ export class ShellSession {
   }
 }
 
-/** Whether a process has exited (gone, or a zombie not yet reaped). */
-function processGone(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat[stat.lastIndexOf(')') + 2] === 'Z';
-  } catch {
-    return true;
+/**
+ * node-pty's master fd and its reader of it, which its types do not show (node-pty 1.1, unixTerminal.js:
+ * `_fd`, `_socket`). The relay reads the master instead; a node-pty without them fails the session's start
+ * loudly rather than leave two readers on one pty.
+ */
+function ptyInternals(pty: IPty): { master: number; closeReader: () => void } {
+  const internals = pty as unknown as Record<string, unknown>;
+  const master = internals['_fd'];
+  const reader = internals['_socket'] as { destroy?: unknown } | undefined;
+  if (typeof master !== 'number' || typeof reader?.destroy !== 'function') {
+    throw new Error('this node-pty does not expose its master fd and reader (_fd, _socket) as 1.1 does: the pty relay cannot take the pty over');
   }
+  return { master, closeReader: () => (reader.destroy as () => void).call(reader) };
 }
 
 const NO_AUDIT_SESSION = 4_294_967_295;

@@ -1,14 +1,9 @@
-// The recorded shell's pure parts: the local socket's framing, command reports taken out of the output,
-// and the recording (UTF-8 across reads, input only when echoed, chunking). The whole shell runs for
-// real in test/shell.test.ts.
+// The recorded shell's pure parts: the local socket's framing and the recording (UTF-8 across reads,
+// input only when echoed, chunking). The pty relay is in relay.test.ts; the whole shell runs for real in
+// test/shell.test.ts.
 import { describe, expect, it } from 'vitest';
 import { encodeFrame, Frame, FrameError, FrameReader, MAX_LOCAL_FRAME_BYTES } from './frames.ts';
-import { CommandMarks } from './marks.ts';
 import { Recording } from './recording.ts';
-
-const report = (mark: string, cwd: string, history: string) =>
-  // oxlint-disable-next-line no-control-regex
-  `\x1b]6973;${mark};${cwd.replace(/[%;\x07\x1b\r\n]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`)};${history}\n\x07`;
 
 describe('local socket frames', () => {
   it('reassembles frames from a stream cut at every byte', () => {
@@ -24,39 +19,6 @@ describe('local socket frames', () => {
     header.writeUInt8(Frame.INPUT, 0);
     header.writeUInt32BE(MAX_LOCAL_FRAME_BYTES + 1, 1);
     expect(() => new FrameReader().push(header)).toThrow(FrameError);
-  });
-});
-
-describe('command reports in the output', () => {
-  it('takes out this session\'s reports, builtins and multi-line commands included, and keeps the rest as shown', () => {
-    const marks = new CommandMarks('m1');
-    const out = marks.scan(Buffer.from(`before${report('m1', '/tmp/a;b%c', '   12  cd /opt')}middle${report('m1', '/opt', '   13* for i in 1 2\ndo echo "$i;€"; done')}after`));
-    expect(out.output.toString()).toBe('beforemiddleafter');
-    expect(out.commands).toEqual([{ commandLine: 'cd /opt', cwd: '/tmp/a;b%c' }, { commandLine: 'for i in 1 2\ndo echo "$i;€"; done', cwd: '/opt' }]);
-  });
-
-  it('leaves a report with another mark as data: output cannot forge a command', () => {
-    const marks = new CommandMarks('secret');
-    const forged = report('guess', '/', '   1  rm -rf /');
-    const out = marks.scan(Buffer.from(`x${forged}y`));
-    expect(out.commands).toEqual([]);
-    expect(out.output.toString()).toBe(`x${forged}y`);
-  });
-
-  it('finds a report cut across reads, and holds back only a possible start of one', () => {
-    const marks = new CommandMarks('m');
-    const whole = Buffer.from(`ab${report('m', '/', '    1  pwd')}cd\x1b]69`);
-    const shown: string[] = [];
-    const commands: string[] = [];
-    for (let at = 0; at < whole.length; at += 3) {
-      const out = marks.scan(whole.subarray(at, at + 3));
-      shown.push(out.output.toString());
-      commands.push(...out.commands.map((c) => c.commandLine));
-    }
-    expect(commands).toEqual(['pwd']);
-    expect(shown.join('')).toBe('abcd');
-    expect(marks.release()?.toString()).toBe('\x1b]69');
-    expect(marks.scan(Buffer.from('\x1b[0m')).output.toString()).toBe('\x1b[0m');
   });
 });
 

@@ -15,6 +15,7 @@ import { rawTerminal } from './client.ts';
 import { lookupUser } from './identity.ts';
 import { BASH_RC } from './marks.ts';
 import type { Hello, ShellPolicy } from './policy.ts';
+import { openUserTerminal } from './relay.ts';
 import { ShellSession } from './session.ts';
 import { randomBytes } from 'node:crypto';
 import { SpoolError } from '../errors.ts';
@@ -46,11 +47,12 @@ export async function runSpooledSession(spoolDir: string, hello: Hello, policy: 
   writeFileSync(rcPath, BASH_RC, { mode: 0o600 });
   const restore = rawTerminal();
   const { stdin, stdout } = process;
+  const terminal = openUserTerminal(hello.terminal, process.getuid!());
   try {
     return await new Promise<number>((resolve) => {
       const session = new ShellSession({
         id, mark: randomBytes(12).toString('hex'), user: lookupUser(process.getuid!()), hello, policy, maxSessionMinutes,
-        flagged: undefined, program: policy.program, rcPath, emit: write, record: write, live: () => {}, recordingBehind: () => false,
+        flagged: undefined, terminal, program: policy.program, rcPath, emit: write, record: write, live: () => {}, recordingBehind: () => false,
         logger: silentLogger(),
       }, {
         started: () => {},
@@ -58,12 +60,16 @@ export async function runSpooledSession(spoolDir: string, hello: Hello, policy: 
         onDrain: (listener) => void stdout.on('drain', listener),
         exit: (code) => resolve(code),
       });
-      stdin.on('data', (data: Buffer) => session.input(data));
+      // With the terminal opened, the relay reads the keys itself.
+      if (terminal === undefined) {
+        stdin.on('data', (data: Buffer) => session.input(data));
+        stdin.resume();
+      }
       stdout.on('resize', () => session.resize(stdout.columns || 80, stdout.rows || 24));
-      stdin.resume();
       session.start();
     });
   } finally {
+    if (terminal !== undefined) closeSync(terminal);
     restore();
     stdin.pause();
     closeSync(fd);

@@ -1,6 +1,6 @@
 // A real terminal for tests: a node-pty running a command as a user would, with what it shows kept and
 // waits on what appears in it (events, never sleeps).
-import { closeSync, openSync, constants as fsConstants } from 'node:fs';
+import { chownSync, closeSync, openSync, constants as fsConstants } from 'node:fs';
 import { spawn, type IPty } from 'node-pty';
 
 export interface TerminalOptions {
@@ -10,6 +10,8 @@ export interface TerminalOptions {
   cwd?: string;
   /** Run as this uid/gid (with its supplementary groups), via setpriv, when the test runs as root. */
   as?: { uid: number; gid: number };
+  /** Give the terminal to the `as` user, as sshd and login do (else it stays the test's, root's). */
+  ownTerminal?: boolean;
 }
 
 export class Terminal {
@@ -17,6 +19,7 @@ export class Terminal {
   /** Everything the terminal showed, as bytes read from it. */
   output = Buffer.alloc(0);
   readonly exited: Promise<{ exitCode: number; signal: number | undefined }>;
+  readonly path: string | undefined;
   #waiters = new Set<() => void>();
 
   constructor(command: string[], options: TerminalOptions = {}) {
@@ -30,6 +33,9 @@ export class Terminal {
     // Held open, as script and sshd hold theirs: when the command (the only process on the terminal)
     // exits, Linux hangs the terminal up under output not read yet, which the test would then miss.
     const ptsName = (this.pty as IPty & { ptsName?: string }).ptsName;
+    if (ptsName && options.as && options.ownTerminal) chownSync(ptsName, options.as.uid, options.as.gid);
+    /** The terminal's device, as the programs in it see it (/dev/pts/N). */
+    this.path = ptsName;
     const slave = ptsName ? openSync(ptsName, fsConstants.O_RDWR | fsConstants.O_NOCTTY) : undefined;
     this.pty.onData((data) => {
       this.output = Buffer.concat([this.output, data as unknown as Buffer]);
