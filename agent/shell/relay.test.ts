@@ -2,16 +2,21 @@
 // output in the pieces it chooses and waits for the records each piece produces. The relay runs in a
 // real pty in test/shell.test.ts.
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync, constants as fsConstants } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync, constants as fsConstants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn as spawnPty } from 'node-pty';
 import { afterEach, describe, expect, it } from 'vitest';
+import { until as waitUntil } from '../../test/helpers/delivery.ts';
 import { parseCommandReport } from './marks.ts';
 import { PtyRelay, type RelayRecord } from './relay.ts';
 
 const report = (mark: string, cwd: string, history: string) =>
   // oxlint-disable-next-line no-control-regex
   `\x1b]6973;${mark};${cwd.replace(/[%;\x07\x1b\r\n]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`)};${history}\n\x07`;
+
+/** The command reports among the records, parsed. */
+const reports = (records: RelayRecord[]) => records.flatMap((r) => (r.type === 'c' ? [parseCommandReport(r.bytes)] : []));
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -73,8 +78,7 @@ describe('pty relay', () => {
     write(`before${report('m1', '/tmp/a;b%c', '   12  cd /opt')}middle${report('m1', '/opt', '   13* for i in 1 2\ndo echo "$i;€"; done')}after`);
     await until((all) => all.filter((r) => r.type === 'c').length === 2 && shown().endsWith('after'));
     expect(shown()).toBe('beforemiddleafter');
-    const commands = records.flatMap((r) => (r.type === 'c' ? [parseCommandReport(r.bytes)] : []));
-    expect(commands).toEqual([{ commandLine: 'cd /opt', cwd: '/tmp/a;b%c' }, { commandLine: 'for i in 1 2\ndo echo "$i;€"; done', cwd: '/opt' }]);
+    expect(reports(records)).toEqual([{ commandLine: 'cd /opt', cwd: '/tmp/a;b%c' }, { commandLine: 'for i in 1 2\ndo echo "$i;€"; done', cwd: '/opt' }]);
     // Order kept: what was shown before a report is recorded before it.
     expect(records.map((r) => r.type).join('')).toMatch(/^o+co+co+$/);
   });
@@ -97,7 +101,7 @@ describe('pty relay', () => {
       while (relay.stats().readBytes < Math.min(at + 3, whole.length)) await new Promise((resolve) => setImmediate(resolve));
     }
     await until(() => shown() === 'abcd\x1b]69');
-    expect(records.filter((r) => r.type === 'c').map((r) => parseCommandReport(r.bytes)?.commandLine)).toEqual(['pwd']);
+    expect(reports(records).map((c) => c?.commandLine)).toEqual(['pwd']);
     // The held '\x1b]69' came alone, after the wait: it was not shown with 'cd' in case a report followed.
     const last = records.filter((r) => r.type === 'o').at(-1);
     expect(last?.type === 'o' ? last.bytes.toString() : undefined).toBe('\x1b]69');
@@ -133,5 +137,65 @@ describe('pty relay', () => {
     expect(shown()).toBe('y'.repeat(1048576));
     expect(relay.stats().throttled).toBeGreaterThanOrEqual(1);
     expect(records.every((r, i) => i === 0 || r.atMs >= records[i - 1]!.atMs)).toBe(true);
+  });
+});
+
+describe('pty relay on a real pty', () => {
+  it('takes keys until the shell is 1 MiB behind, then says no until it has read them', async () => {
+    // A program that takes no input until it is continued: keys pile up in the relay.
+    const pty = spawnPty('/bin/sh', ['-c', 'stty raw -echo; kill -STOP $$; exec cat >/dev/null'], { encoding: null });
+    const master = (pty as unknown as Record<string, unknown>)['_fd'] as number;
+    let room: () => void = () => {};
+    const roomAgain = new Promise<void>((resolve) => (room = resolve));
+    const relay = new PtyRelay({
+      master, terminal: undefined, mark: 'm', recordInput: false, limitBytes: 1024 * 1024,
+      notify: () => {
+        if (relay.take().some((r) => r.type === 'w')) room();
+      },
+    });
+    cleanups.push(() => {
+      relay.close();
+      pty.kill('SIGKILL');
+    });
+    await waitUntil('the program to stop itself', () => readFileSync(`/proc/${pty.pid}/stat`, 'latin1').split(') ')[1]?.startsWith('T') ?? false);
+    const key = Buffer.alloc(64 * 1024, 'k');
+    let sent = 0;
+    while (relay.input(key)) {
+      sent += key.length;
+      expect(sent, 'input refused by 2 MiB').toBeLessThan(2 * 1024 * 1024);
+    }
+    process.kill(pty.pid, 'SIGCONT');
+    await roomAgain;
+    expect(relay.input(key)).toBe(true);
+  });
+
+  it('hands over steady output while it still comes (after a quarter second), though the terminal is never quiet for 20 ms', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'omwatch-relay-'));
+    const path = join(dir, 'master');
+    execFileSync('mkfifo', [path]);
+    const readFd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    // A terminal of our own (here /dev/null): output is then batched, not handed over at every read.
+    const terminal = openSync('/dev/null', fsConstants.O_RDWR);
+    let firstTaken: number | undefined;
+    const relay = new PtyRelay({
+      master: readFd, terminal, mark: 'm', recordInput: false, limitBytes: 64 * 1024 * 1024,
+      notify: () => {
+        if (relay.take().some((r) => r.type === 'o')) firstTaken ??= Date.now();
+      },
+    });
+    closeSync(readFd);
+    closeSync(terminal);
+    cleanups.push(() => {
+      relay.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    // 10 bytes every 5 ms for 1.5 s.
+    const started = Date.now();
+    const writer = spawn('sh', ['-c', 'i=0; while [ $i -lt 300 ]; do printf 0123456789; sleep 0.005; i=$((i+1)); done > "$0"', path], { stdio: 'ignore' });
+    const writerEnded = new Promise<number>((resolve) => writer.on('exit', () => resolve(Date.now())));
+    const ended = await writerEnded;
+    expect(firstTaken, 'output handed over while it was still coming').toBeDefined();
+    expect(firstTaken!).toBeLessThan(ended);
+    expect(firstTaken! - started).toBeLessThan(1_000);
   });
 });

@@ -8,7 +8,7 @@
 // terminal): then output reaches the user without crossing the client, and keys reach the shell the same
 // way. Opening it grants the user nothing: it is their own terminal. Otherwise (no terminal, or one the
 // user does not own) bytes travel through the client's socket.
-import { closeSync, existsSync, fstatSync, openSync, constants as fsConstants } from 'node:fs';
+import { closeSync, existsSync, fstatSync, lstatSync, openSync, constants as fsConstants } from 'node:fs';
 import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +20,7 @@ type Handle = object & { readonly __relay: unique symbol };
 interface RelayAddon {
   open(options: { master: number; terminal: number; mark: string; recordInput: number; limitBytes: number }, notify: () => void): Handle;
   take(handle: Handle): Buffer[] | undefined;
-  input(handle: Handle, bytes: Buffer): void;
+  input(handle: Handle, bytes: Buffer): boolean;
   notice(handle: Handle, bytes: Buffer): void;
   resize(handle: Handle, cols: number, rows: number): boolean;
   pause(handle: Handle, paused: boolean): void;
@@ -44,10 +44,10 @@ export interface RelayStats {
 }
 
 export type RelayRecord =
-  | { type: 'o' | 'i'; atMs: number; bytes: Buffer }
-  | { type: 'c'; atMs: number; bytes: Buffer }
+  | { type: 'o' | 'i' | 'c'; atMs: number; bytes: Buffer }
   | { type: 'r'; atMs: number; cols: number; rows: number }
-  | { type: 'x'; atMs: number };
+  /** 'h': the user's terminal hung up; 'w': input() has room again; 'x': the end. */
+  | { type: 'h' | 'w' | 'x'; atMs: number };
 
 export class RelayUnavailable extends Error {}
 
@@ -99,8 +99,9 @@ export class PtyRelay {
     return (this.#addon.take(this.#handle) ?? []).flatMap(decodeRecords);
   }
 
-  input(bytes: Buffer): void {
-    if (!this.#closed) this.#addon.input(this.#handle, bytes);
+  /** False when the shell is 1 MiB of keys behind: send no more until a 'w' record. */
+  input(bytes: Buffer): boolean {
+    return this.#closed || this.#addon.input(this.#handle, bytes);
   }
 
   notice(bytes: Buffer): void {
@@ -148,13 +149,13 @@ export function decodeRecords(buffer: Buffer): RelayRecord[] {
     else if (type === 'r') {
       const [cols, rows] = bytes.toString('latin1').split('x').map(Number);
       records.push({ type, atMs, cols: cols!, rows: rows! });
-    } else if (type === 'x') records.push({ type, atMs });
+    } else if (type === 'h' || type === 'w' || type === 'x') records.push({ type, atMs });
   }
   return records;
 }
 
-/** Terminals a shell client may name: pseudo-terminals and the consoles. */
-const TERMINAL_PATH = /^\/dev\/(pts\/\d{1,6}|tty\d{1,3})$/;
+/** Terminals a shell client may name: pseudo-terminals and the virtual consoles (not tty0, "the current one"). */
+const TERMINAL_PATH = /^\/dev\/(pts\/\d{1,6}|tty[1-9]\d{0,2})$/;
 
 /**
  * Opens the terminal a client named, if it is a terminal and `uid`'s (as sshd and login make a user's
@@ -163,6 +164,15 @@ const TERMINAL_PATH = /^\/dev\/(pts\/\d{1,6}|tty\d{1,3})$/;
  */
 export function openUserTerminal(path: string | undefined, uid: number): number | undefined {
   if (!path || !TERMINAL_PATH.test(path)) return undefined;
+  // Checked before the open too, so that root opens nothing the user does not own (a console not in
+  // use would be set up by the open), and after it on the fd itself, so nothing swapped in between counts.
+  let before;
+  try {
+    before = lstatSync(path);
+  } catch {
+    return undefined;
+  }
+  if (!before.isCharacterDevice() || before.uid !== uid) return undefined;
   let fd: number;
   try {
     fd = openSync(path, fsConstants.O_RDWR | fsConstants.O_NOCTTY | fsConstants.O_NONBLOCK | fsConstants.O_NOFOLLOW);
@@ -170,7 +180,7 @@ export function openUserTerminal(path: string | undefined, uid: number): number 
     return undefined;
   }
   const stat = fstatSync(fd);
-  if (!stat.isCharacterDevice() || stat.uid !== uid) {
+  if (!stat.isCharacterDevice() || stat.uid !== uid || stat.rdev !== before.rdev) {
     closeSync(fd);
     return undefined;
   }

@@ -52,6 +52,7 @@ function socketSide(socket: Socket): UserSide {
     started: (sessionId, terminal) => void send(Frame.STARTED, { sessionId, terminal }),
     show: (bytes) => send(Frame.OUTPUT, bytes),
     onDrain: (listener) => void socket.on('drain', listener),
+    resumeInput: () => void socket.resume(),
     exit(code, endedBy) {
       send(Frame.EXIT, { code, endedBy });
       endSoon(socket);
@@ -212,7 +213,8 @@ export class ShellServer {
     });
     const onFrame = (frame: { type: number; payload: Buffer }) => {
       if (session) {
-        if (frame.type === Frame.INPUT) session.input(frame.payload);
+        // A client that sends keys faster than the shell takes them is not read until it does.
+        if (frame.type === Frame.INPUT && !session.input(frame.payload)) socket.pause();
         else if (frame.type === Frame.RESIZE) {
           const size = HelloSchema.pick({ cols: true, rows: true }).safeParse(jsonPayload(frame.payload));
           if (size.success) session.resize(size.data.cols, size.data.rows);

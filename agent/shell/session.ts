@@ -21,8 +21,8 @@ import type { Hello, ShellPolicy } from './policy.ts';
 /** After SIGHUP, what is still running in the session gets SIGKILL this much later. */
 const KILL_GRACE_MS = 300;
 const BEHIND_CHECK_MS = 100;
-/** After the shell exits, how long the rest of its output may take to reach the user's terminal. */
-const DRAIN_LIMIT_MS = 5_000;
+/** After the shell exits, how long the rest of its output may take to reach the user's terminal (the server waits 2 s for sessions to end when the agent stops). */
+const DRAIN_LIMIT_MS = 1_500;
 
 export interface SessionContext {
   id: string;
@@ -55,6 +55,8 @@ export interface UserSide {
   /** Shows output (only without a terminal); false when the user's side is behind (the pty is then not read until `drain`). */
   show(bytes: Buffer): boolean;
   onDrain(listener: () => void): void;
+  /** The shell has room for keys again after `input` said no: take them from the user again. */
+  resumeInput(): void;
   exit(code: number, endedBy: string): void;
 }
 
@@ -80,6 +82,8 @@ export class ShellSession {
   #throttleLogged = false;
   /** Resolves when the relay's last record ('x') is taken. */
   #drained: (() => void) | undefined;
+  /** Records taken but not handled yet: the client's side was behind (handled again on its drain). */
+  #pending: RelayRecord[] = [];
   #exited = false;
 
   constructor(context: SessionContext, side: UserSide) {
@@ -136,27 +140,32 @@ export class ShellSession {
         limitBytes: this.#context.policy.maxRecordingLagMiB * 1024 * 1024, notify: () => this.#consume(),
       });
       closeReader();
+      const ptsName = (pty as IPty & { ptsName?: string }).ptsName;
+      // As login does: the user's terminal is the user's (screen, mesg and write check it), group tty.
+      if (asOther && ptsName) giveTerminal(ptsName, user.uid);
+      this.#emitSession('start', { ProcessId: pty.pid, ...(ptsName ? { Tty: ptsName.replace(/^\/dev\//, '') } : {}), Image: file });
+      if (command) this.#emitCommand(command.map(quoteArg).join(' '), user.home);
+      this.#side.started(this.id, this.#context.terminal !== undefined);
     } catch (error) {
+      // Nothing of a session that did not start is left running: not the shell, not the relay's thread.
+      this.#relay?.close();
       pty.kill('SIGKILL');
       throw error;
     }
-    const ptsName = (pty as IPty & { ptsName?: string }).ptsName;
-    // As login does: the user's terminal is the user's (screen, mesg and write check it), group tty.
-    if (asOther && ptsName) giveTerminal(ptsName, user.uid);
-    this.#emitSession('start', { ProcessId: pty.pid, ...(ptsName ? { Tty: ptsName.replace(/^\/dev\//, '') } : {}), Image: file });
-    if (command) this.#emitCommand(command.map(quoteArg).join(' '), user.home);
-    this.#side.started(this.id, this.#context.terminal !== undefined);
     if (this.#context.flagged) this.#notice(`this session is flagged (${this.#context.flagged}); the SOC is alerted`);
     pty.onExit(({ exitCode, signal }) => void this.#exit(exitCode, signal));
-    this.#side.onDrain(() => this.#relay?.pause(false));
+    this.#side.onDrain(() => {
+      this.#relay?.pause(false);
+      this.#consume();
+    });
     this.#timer = setInterval(() => this.#checkLimits(), 1_000);
     this.#timer.unref();
   }
 
-  /** Keys from the client's socket (a user without a terminal the relay could open). */
-  input(bytes: Buffer): void {
-    if (this.#exited) return;
-    this.#relay?.input(bytes);
+  /** Keys from the client's socket (a user without a terminal the relay could open); false: stop sending until resumeInput. */
+  input(bytes: Buffer): boolean {
+    if (this.#exited || !this.#relay) return true;
+    return this.#relay.input(bytes);
   }
 
   resize(cols: number, rows: number): void {
@@ -184,24 +193,40 @@ export class ShellSession {
     this.end('hangup');
   }
 
-  /** Takes what the relay queued: the recording, the live view, commands, and the client's output. */
+  /**
+   * Takes what the relay queued: the recording, the live view, commands, and the client's output. When the
+   * client's side is behind, the rest waits for its drain (and the relay is paused meanwhile).
+   */
   #consume(): void {
     const relay = this.#relay;
     if (!relay || this.#behindPoll) return;
     if (!this.#exited && this.#recordingBehind()) return;
-    for (const record of relay.take()) this.#handle(record);
+    this.#pending.push(...relay.take());
+    while (this.#pending.length > 0) {
+      const record = this.#pending.shift()!;
+      try {
+        if (!this.#handle(record)) break;
+      } catch (error) {
+        // One record that cannot be handled (the outbox failing, say) is said, and the rest still are.
+        this.#context.logger.error({ sessionId: this.id, record: record.type, err: (error as Error).message }, 'recorded shell: a record could not be handled');
+      }
+    }
   }
 
-  #handle(record: RelayRecord): void {
+  /** False when the client's side is behind: what follows waits for its drain. */
+  #handle(record: RelayRecord): boolean {
     switch (record.type) {
       case 'o': {
-        if (this.#context.terminal === undefined && !this.#side.show(record.bytes)) this.#relay?.pause(true);
+        const shown = this.#context.terminal !== undefined || this.#side.show(record.bytes);
         const text = this.#recording.output(record.bytes, record.atMs);
         if (text.length > 0) this.#context.live({ type: 'pty', sessionId: this.id, t: this.#recording.elapsed(record.atMs), data: text });
+        if (!shown && !this.#exited) {
+          this.#relay?.pause(true);
+          return false;
+        }
         break;
       }
       case 'i':
-        this.#idleWarned = false;
         this.#recording.input(record.bytes, record.atMs);
         break;
       case 'c': {
@@ -212,10 +237,17 @@ export class ShellSession {
       case 'r':
         this.#recording.resize(record.cols, record.rows, record.atMs);
         break;
+      case 'h':
+        this.hangup();
+        break;
+      case 'w':
+        this.#side.resumeInput();
+        break;
       case 'x':
         this.#drained?.();
         break;
     }
+    return true;
   }
 
   /** The agent's own words in the terminal (a warning): shown and recorded in order with the output. */
@@ -243,10 +275,13 @@ export class ShellSession {
       this.#context.logger.warn({ sessionId: this.id, outboxBehind }, 'recording behind: output throttled until it catches up');
     }
     if (!outboxBehind) return false;
+    // The relay stops reading now, not once its own queue is full.
+    this.#relay?.pause(true);
     this.#behindPoll = setInterval(() => {
       if (!this.#exited && this.#context.recordingBehind()) return;
       clearInterval(this.#behindPoll);
       this.#behindPoll = undefined;
+      this.#relay?.pause(false);
       this.#consume();
     }, BEHIND_CHECK_MS);
     this.#behindPoll.unref();
@@ -260,6 +295,8 @@ export class ShellSession {
     if (policy.idleMinutes !== undefined && this.#relay) {
       const limit = policy.idleMinutes * 60_000;
       const idle = now - this.#relay.stats().lastInputMs;
+      // A key since the warning: the next idle spell is warned of again.
+      if (idle < limit - warnMs) this.#idleWarned = false;
       if (idle >= limit) return this.end('idle-timeout', `no input for ${formatDuration(limit)}: the session ends (policy shell.idleMinutes)`);
       if (!this.#idleWarned && idle >= limit - warnMs) {
         this.#idleWarned = true;
@@ -295,19 +332,23 @@ export class ShellSession {
         relay.finish();
         this.#consume();
       });
+      // What the thread queued before it stopped (its held bytes too) is still recorded.
       relay.close();
-      for (const record of relay.take()) this.#handle(record);
+      this.#consume();
     }
     const code = signal ? 128 + signal : exitCode;
-    this.#recording.close();
-    this.#emitSession('end', {
-      EndedBy: this.#endedBy ?? 'exit', ExitCode: code,
-      DurationSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 100) / 10,
-      Chunks: this.#recording.stats.chunks, OutputBytes: this.#recording.stats.outputBytes,
-    });
-    this.#context.logger.info({ sessionId: this.id, user: this.user, endedBy: this.#endedBy ?? 'exit', exitCode: code }, 'recorded shell session ended');
-    this.#side.exit(code, this.#endedBy ?? 'exit');
-    this.#resolveEnded();
+    try {
+      this.#recording.close();
+      this.#emitSession('end', {
+        EndedBy: this.#endedBy ?? 'exit', ExitCode: code,
+        DurationSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 100) / 10,
+        Chunks: this.#recording.stats.chunks, OutputBytes: this.#recording.stats.outputBytes,
+      });
+      this.#context.logger.info({ sessionId: this.id, user: this.user, endedBy: this.#endedBy ?? 'exit', exitCode: code }, 'recorded shell session ended');
+    } finally {
+      this.#side.exit(code, this.#endedBy ?? 'exit');
+      this.#resolveEnded();
+    }
   }
 
   #emitSession(action: 'start' | 'end', extra: Record<string, unknown>): void {

@@ -58,11 +58,14 @@ export async function runSpooledSession(spoolDir: string, hello: Hello, policy: 
         started: () => {},
         show: (bytes) => stdout.write(bytes),
         onDrain: (listener) => void stdout.on('drain', listener),
+        resumeInput: () => void stdin.resume(),
         exit: (code) => resolve(code),
       });
       // With the terminal opened, the relay reads the keys itself.
       if (terminal === undefined) {
-        stdin.on('data', (data: Buffer) => session.input(data));
+        stdin.on('data', (data: Buffer) => {
+          if (!session.input(data)) stdin.pause();
+        });
         stdin.resume();
       }
       stdout.on('resize', () => session.resize(stdout.columns || 80, stdout.rows || 24));

@@ -14,8 +14,9 @@
 // Record layout (host order; JS reads it in agent/shell/relay.ts): 0 u8 type, 1..3 zero, 4 u32 length of
 // the body, 8 f64 time (ms since the epoch), 16 the body, then zeros to a multiple of 8.
 // Types: 'o' output as shown, 'i' input typed (only when recordInput), 'c' a command report's body
-// (<cwd>;<history line>), 'r' a resize ("COLSxROWS"), 'x' the end: the shell exited and every byte it
-// left in the pty is in the records before it.
+// (<cwd>;<history line>), 'r' a resize ("COLSxROWS"), 'h' the user's terminal hung up, 'w' input()
+// has room again, 'x' the end: the shell exited and every byte it left in the pty (read until it had no
+// more to give) is in the records before it.
 #include <node_api.h>
 
 #include <errno.h>
@@ -49,6 +50,9 @@
  * Everything else (a command report, a resize, the agent's notices, the end) is handed over at once.
  */
 #define QUIET_MS 20
+/** Output slower than a flood (less than this much waiting) is handed over within TRICKLE_MS anyway. */
+#define FLOOD_BYTES (1024 * 1024)
+#define TRICKLE_MS 250
 #define MARK_CAP 128
 
 typedef struct {
@@ -87,6 +91,10 @@ typedef struct {
   /** A record other than output is queued: JS hears of it now. */
   int urgent;
   double last_output_at;
+  /** When the oldest output not yet taken was queued (0: none). */
+  double first_output_at;
+  /** JS's input went past MASTER_PENDING_MAX: a 'w' record tells it when there is room again. */
+  int input_blocked;
   int ended;
   int behind;
   // Thread only.
@@ -165,8 +173,10 @@ static void push_record(relay_t *r, char type, const char *body, size_t len) {
   double t = now_ms();
   memcpy(at + 8, &t, 8);
   if (len) memcpy(at + HEADER_BYTES, body, len);
-  if (type == 'o') r->last_output_at = mono_ms();
-  else r->urgent = 1;
+  if (type == 'o') {
+    r->last_output_at = mono_ms();
+    if (r->first_output_at == 0) r->first_output_at = r->last_output_at;
+  } else r->urgent = 1;
   r->tail->len += need;
   r->queued += need;
   if (r->queued > atomic_load(&r->peak_queued)) atomic_store(&r->peak_queued, r->queued);
@@ -178,10 +188,19 @@ static void wake(relay_t *r) {
   (void)ignored;
 }
 
-/** How long until queued output is due to JS (QUIET_MS after the last), 0 if it is due now. */
+/**
+ * How long until queued output is due to JS, 0 if it is due now: at once without a terminal of our own
+ * (the user sees it only through JS); else QUIET_MS after the last output, TRICKLE_MS after the first if
+ * less than FLOOD_BYTES wait, or when the queue holds half its limit.
+ */
 static double output_due_in(relay_t *r) {
-  if (r->urgent || r->queued >= r->limit / 2) return 0;
-  double left = QUIET_MS - (mono_ms() - r->last_output_at);
+  if (r->urgent || r->term < 0 || r->queued >= r->limit / 2) return 0;
+  double now = mono_ms();
+  double left = QUIET_MS - (now - r->last_output_at);
+  if (r->queued < FLOOD_BYTES && r->first_output_at > 0) {
+    double trickle = TRICKLE_MS - (now - r->first_output_at);
+    if (trickle < left) left = trickle;
+  }
   return left > 0 ? left : 0;
 }
 
@@ -377,12 +396,21 @@ static void *relay_thread(void *arg) {
         buf_append(&r->to_master, keys, (size_t)n);
         atomic_store(&r->last_input_ms, now_ms());
         if (r->record_input) push_record(r, 'i', keys, (size_t)n);
-      } else if (n == 0 || (err != EAGAIN && err != EINTR)) term_in = 0;
+      } else if (n == 0 || (err != EAGAIN && err != EINTR)) {
+        // The user's terminal hung up: JS hears of it ('h') and ends the session as for any hangup.
+        term_in = 0;
+        push_record(r, 'h', NULL, 0);
+      }
     }
     if (r->to_master.len > 0 && !master_eof && flush_to(r->master, &r->to_master) < 0) r->to_master.len = 0;
+    if (r->input_blocked && r->to_master.len < MASTER_PENDING_MAX / 2) {
+      r->input_blocked = 0;
+      push_record(r, 'w', NULL, 0);
+    }
     if (r->term >= 0 && r->to_term.len > 0 && flush_to(r->term, &r->to_term) < 0) {
       // The user's terminal is gone (the connection dropped): the recording still gets everything.
       r->to_term.len = 0;
+      if (term_in) push_record(r, 'h', NULL, 0);
       term_in = 0;
       close(r->term);
       r->term = -1;
@@ -424,6 +452,12 @@ static void stop(relay_t *r) {
     wake(r);
     pthread_join(r->thread, NULL);
     r->thread_started = 0;
+    // Bytes held as a possible report start are output all the same: recorded, not dropped.
+    pthread_mutex_lock(&r->lock);
+    if (r->term >= 0) close(r->term);
+    r->term = -1;
+    release_held(r);
+    pthread_mutex_unlock(&r->lock);
   }
   if (r->master >= 0) close(r->master);
   if (r->term >= 0) close(r->term);
@@ -440,7 +474,16 @@ static void call_js(napi_env env, napi_value callback, void *context, void *data
   if (env == NULL || callback == NULL) return;
   napi_value undefined;
   napi_get_undefined(env, &undefined);
-  napi_call_function(env, undefined, callback, 0, NULL, NULL);
+  if (napi_call_function(env, undefined, callback, 0, NULL, NULL) == napi_pending_exception) {
+    // Not swallowed: what the callback threw is an uncaught exception, as from any callback.
+    napi_value error;
+    napi_get_and_clear_last_exception(env, &error);
+    napi_fatal_exception(env, error);
+  }
+}
+
+static void cleanup_hook(void *arg) {
+  stop(arg);
 }
 
 static void finalize_tsfn(napi_env env, void *data, void *hint) {
@@ -449,13 +492,11 @@ static void finalize_tsfn(napi_env env, void *data, void *hint) {
 
 static void finalize_handle(napi_env env, void *data, void *hint) {
   relay_t *r = data;
+  napi_remove_env_cleanup_hook(env, cleanup_hook, r);
   stop(r);
   release(r);
 }
 
-static void cleanup_hook(void *arg) {
-  stop(arg);
-}
 
 static napi_value throw_errno(napi_env env, const char *code, const char *what, int err) {
   char message[512];
@@ -539,9 +580,11 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
 
 fail:
   {
+    // With a thread-safe function made, its finalizer drops one reference; this drops the handle's.
     int owned_by_tsfn = r->tsfn != NULL;
+    if (!owned_by_tsfn) atomic_store(&r->refs, 1);
     stop(r);
-    if (!owned_by_tsfn) release(r);
+    release(r);
   }
   return throw_errno(env, code, what, err);
 }
@@ -559,7 +602,10 @@ static relay_t *unwrap(napi_env env, napi_callback_info info, size_t want, napi_
 }
 
 static void free_block(napi_env env, void *data, void *hint) {
-  free(hint);
+  block_t *block = hint;
+  int64_t ignored;
+  napi_adjust_external_memory(env, -(int64_t)block->cap, &ignored);
+  free(block);
 }
 
 /**
@@ -577,6 +623,7 @@ static napi_value js_take(napi_env env, napi_callback_info info) {
   r->queued = 0;
   r->notify_pending = 0;
   r->urgent = 0;
+  r->first_output_at = 0;
   pthread_mutex_unlock(&r->lock);
   if (was_full) wake(r);
   if (!taken) return NULL;
@@ -586,11 +633,16 @@ static napi_value js_take(napi_env env, napi_callback_info info) {
   for (block_t *b = taken, *next; b; b = next) {
     next = b->next;
     napi_value buffer;
-    if (napi_create_external_buffer(env, b->len, b->data, free_block, b, &buffer) != napi_ok) {
+    int64_t ignored;
+    if (napi_create_external_buffer(env, b->len, b->data, free_block, b, &buffer) == napi_ok) {
+      // The garbage collector counts what it keeps alive.
+      napi_adjust_external_memory(env, (int64_t)b->cap, &ignored);
+    } else {
       // Some runtimes refuse external buffers: copy instead.
       void *copy;
-      napi_create_buffer_copy(env, b->len, b->data, &copy, &buffer);
+      napi_status status = napi_create_buffer_copy(env, b->len, b->data, &copy, &buffer);
       free(b);
+      if (status != napi_ok) continue;
     }
     napi_set_element(env, out, index++, buffer);
   }
@@ -615,13 +667,20 @@ static napi_value with_bytes(napi_env env, napi_callback_info info, int as_notic
     buf_append(&r->to_master, data, len);
     atomic_store(&r->last_input_ms, now_ms());
     if (r->record_input) push_record(r, 'i', data, len);
+    if (r->to_master.len >= MASTER_PENDING_MAX) r->input_blocked = 1;
   }
+  int accepted = !r->input_blocked;
   pthread_mutex_unlock(&r->lock);
   wake(r);
-  return NULL;
+  napi_value out;
+  napi_get_boolean(env, accepted, &out);
+  return out;
 }
 
-/** input(handle, bytes): keys for the shell (from the client's frames), recorded as typed ones are. */
+/**
+ * input(handle, bytes): keys for the shell (from the client's frames), recorded as typed ones are. False
+ * when the shell has not taken MASTER_PENDING_MAX bytes yet: stop sending until a 'w' record.
+ */
 static napi_value js_input(napi_env env, napi_callback_info info) {
   return with_bytes(env, info, 0);
 }
