@@ -649,6 +649,12 @@ static napi_value js_take(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static napi_value boolean(napi_env env, int value) {
+  napi_value out;
+  napi_get_boolean(env, value, &out);
+  return out;
+}
+
 static napi_value with_bytes(napi_env env, napi_callback_info info, int as_notice) {
   napi_value argv[2];
   relay_t *r = unwrap(env, info, 2, argv);
@@ -672,9 +678,7 @@ static napi_value with_bytes(napi_env env, napi_callback_info info, int as_notic
   int accepted = !r->input_blocked;
   pthread_mutex_unlock(&r->lock);
   wake(r);
-  napi_value out;
-  napi_get_boolean(env, accepted, &out);
-  return out;
+  return boolean(env, accepted);
 }
 
 /**
@@ -712,9 +716,15 @@ static napi_value js_resize(napi_env env, napi_callback_info info) {
   }
   pthread_mutex_unlock(&r->lock);
   wake(r);
-  napi_value out;
-  napi_get_boolean(env, ok, &out);
-  return out;
+  return boolean(env, ok);
+}
+
+/** Sets one of the thread's flags and wakes it to act on it. */
+static void set_and_wake(relay_t *r, int *flag, int value) {
+  pthread_mutex_lock(&r->lock);
+  *flag = value;
+  pthread_mutex_unlock(&r->lock);
+  wake(r);
 }
 
 /** pause(handle, paused): whether the master is read (the client's side is behind). */
@@ -724,10 +734,7 @@ static napi_value js_pause(napi_env env, napi_callback_info info) {
   if (!r) return NULL;
   bool paused = false;
   napi_get_value_bool(env, argv[1], &paused);
-  pthread_mutex_lock(&r->lock);
-  r->paused = paused;
-  pthread_mutex_unlock(&r->lock);
-  wake(r);
+  set_and_wake(r, &r->paused, paused);
   return NULL;
 }
 
@@ -736,14 +743,11 @@ static napi_value js_finish(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   relay_t *r = unwrap(env, info, 1, argv);
   if (!r) return NULL;
-  pthread_mutex_lock(&r->lock);
-  r->finishing = 1;
-  pthread_mutex_unlock(&r->lock);
-  wake(r);
+  set_and_wake(r, &r->finishing, 1);
   return NULL;
 }
 
-/** close(handle): stops the thread and closes its fds; records not taken are discarded. */
+/** close(handle): stops the thread and closes its fds; what it queued stays for take(), held bytes included. */
 static napi_value js_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   relay_t *r = unwrap(env, info, 1, argv);
@@ -776,9 +780,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   set_number(env, out, "queuedBytes", queued);
   set_number(env, out, "peakQueuedBytes", (double)atomic_load(&r->peak_queued));
   set_number(env, out, "throttled", (double)atomic_load(&r->throttled));
-  napi_value b;
-  napi_get_boolean(env, behind, &b);
-  napi_set_named_property(env, out, "behind", b);
+  napi_set_named_property(env, out, "behind", boolean(env, behind));
   return out;
 }
 
