@@ -53,6 +53,7 @@ export const ShellPolicySchema = z.strictObject({
   /**
    * Output the recording may trail what the user has seen by, in MiB (held in the agent's memory): past
    * it, `onRecordingBehind` applies. A flood of output is shown at the terminal's pace and recorded after.
+   * All sessions together hold at most twice this (past it they wait, whatever the policy says).
    */
   maxRecordingLagMiB: z.number().int().min(1).max(1024).default(128),
   /** Whether the client may name the command to run (`-- cmd`, `-c cmd`, `ssh host cmd`) instead of the shell. */

@@ -24,7 +24,7 @@ afterEach(() => {
 });
 
 /** A relay reading a FIFO; `write` feeds it, `next` waits for the records that follow. */
-function fifoRelay(mark: string, limitBytes = 1024 * 1024) {
+function fifoRelay(mark: string, limitBytes = 1024 * 1024, totalLimitBytes = 1024 * 1024 * 1024) {
   const dir = mkdtempSync(join(tmpdir(), 'omwatch-relay-'));
   const path = join(dir, 'master');
   execFileSync('mkfifo', [path]);
@@ -34,7 +34,7 @@ function fifoRelay(mark: string, limitBytes = 1024 * 1024) {
   let waiter: (() => void) | undefined;
   let take = true;
   const relay = new PtyRelay({
-    master: readFd, terminal: undefined, mark, recordInput: false, limitBytes,
+    master: readFd, terminal: undefined, mark, recordInput: false, limitBytes, totalLimitBytes,
     notify: () => {
       if (take) records.push(...relay.take());
       waiter?.();
@@ -138,6 +138,27 @@ describe('pty relay', () => {
     expect(relay.stats().throttled).toBeGreaterThanOrEqual(1);
     expect(records.every((r, i) => i === 0 || r.atMs >= records[i - 1]!.atMs)).toBe(true);
   });
+
+  it('keeps all sessions together within their budget: a second flooding session waits, nothing is dropped', async () => {
+    const budget = 128 * 1024;
+    const floods = [fifoRelay('m', 4 * 1024 * 1024, budget), fifoRelay('m', 4 * 1024 * 1024, budget)];
+    for (const flood of floods) flood.taking(false);
+    const size = 1024 * 1024;
+    const writers = floods.map(({ path }) => spawn('sh', ['-c', `head -c ${size} /dev/zero | tr "\\0" z > "$0"`, path], { stdio: 'ignore' }));
+    let done = 0;
+    const finished = writers.map((writer) => new Promise<void>((resolve) => writer.on('exit', () => resolve(void done++))));
+    // Both have looked again while the budget was spent (each waits BUDGET_RECHECK_MS between looks).
+    await waitUntil('both relays to wait for the budget', () => floods.every(({ relay }) => relay.stats().budgetWaits >= 2));
+    const queued = floods.reduce((sum, { relay }) => sum + relay.stats().queuedBytes, 0);
+    // The budget, and at most one read (64 KiB) each past it.
+    expect(queued).toBeGreaterThanOrEqual(budget);
+    expect(queued).toBeLessThanOrEqual(budget + 2 * (64 * 1024 + 16));
+    expect(done, 'the writers wait: neither megabyte was read whole').toBe(0);
+    for (const flood of floods) flood.taking(true);
+    await Promise.all(finished);
+    for (const flood of floods) await flood.until(() => flood.shown().length === size);
+    expect(floods.map((flood) => flood.shown())).toEqual(['z'.repeat(size), 'z'.repeat(size)]);
+  });
 });
 
 describe('pty relay on a real pty', () => {
@@ -148,7 +169,7 @@ describe('pty relay on a real pty', () => {
     let room: () => void = () => {};
     const roomAgain = new Promise<void>((resolve) => (room = resolve));
     const relay = new PtyRelay({
-      master, terminal: undefined, mark: 'm', recordInput: false, limitBytes: 1024 * 1024,
+      master, terminal: undefined, mark: 'm', recordInput: false, limitBytes: 1024 * 1024, totalLimitBytes: 1024 * 1024 * 1024,
       notify: () => {
         if (relay.take().some((r) => r.type === 'w')) room();
       },
@@ -178,7 +199,7 @@ describe('pty relay on a real pty', () => {
     const terminal = openSync('/dev/null', fsConstants.O_RDWR);
     let firstTaken: number | undefined;
     const relay = new PtyRelay({
-      master: readFd, terminal, mark: 'm', recordInput: false, limitBytes: 64 * 1024 * 1024,
+      master: readFd, terminal, mark: 'm', recordInput: false, limitBytes: 64 * 1024 * 1024, totalLimitBytes: 1024 * 1024 * 1024,
       notify: () => {
         if (relay.take().some((r) => r.type === 'o')) firstTaken ??= Date.now();
       },

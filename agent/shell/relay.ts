@@ -18,7 +18,7 @@ export const DEFAULT_RELAY_PATH = fileURLToPath(new URL('../../native/pty-relay/
 type Handle = object & { readonly __relay: unique symbol };
 
 interface RelayAddon {
-  open(options: { master: number; terminal: number; mark: string; recordInput: number; limitBytes: number }, notify: () => void): Handle;
+  open(options: { master: number; terminal: number; mark: string; recordInput: number; limitBytes: number; totalLimitBytes: number }, notify: () => void): Handle;
   take(handle: Handle): Buffer[] | undefined;
   input(handle: Handle, bytes: Buffer): boolean;
   notice(handle: Handle, bytes: Buffer): void;
@@ -39,6 +39,8 @@ export interface RelayStats {
   peakQueuedBytes: number;
   /** Times the queue reached its limit, so the pty was not read until the recording caught up. */
   throttled: number;
+  /** Times the thread held off reading for the budget of all sessions (totalLimitBytes). */
+  budgetWaits: number;
   /** The queue is at its limit now. */
   behind: boolean;
 }
@@ -76,7 +78,10 @@ export interface RelayOptions {
   terminal: number | undefined;
   mark: string;
   recordInput: boolean;
+  /** What this relay may queue before the pty is not read (the recording is behind). */
   limitBytes: number;
+  /** What every relay of the process may queue together (the last one opened sets it for all). */
+  totalLimitBytes: number;
   /** Records are waiting: call take(). */
   notify: () => void;
 }
@@ -90,7 +95,7 @@ export class PtyRelay {
     this.#addon = loadRelay();
     this.#handle = this.#addon.open({
       master: options.master, terminal: options.terminal ?? -1, mark: options.mark,
-      recordInput: options.recordInput ? 1 : 0, limitBytes: options.limitBytes,
+      recordInput: options.recordInput ? 1 : 0, limitBytes: options.limitBytes, totalLimitBytes: options.totalLimitBytes,
     }, options.notify);
   }
 

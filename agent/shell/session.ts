@@ -21,6 +21,8 @@ import type { Hello, ShellPolicy } from './policy.ts';
 /** After SIGHUP, what is still running in the session gets SIGKILL this much later. */
 const KILL_GRACE_MS = 300;
 const BEHIND_CHECK_MS = 100;
+/** All sessions together may hold this many times one session's `maxRecordingLagMiB` of output not yet recorded. */
+const RECORDING_LAG_SESSIONS = 2;
 /** After the shell exits, how long the rest of its output may take to reach the user's terminal (the server waits 2 s for sessions to end when the agent stops). */
 const DRAIN_LIMIT_MS = 1_500;
 
@@ -137,7 +139,9 @@ export class ShellSession {
       const { master, closeReader } = ptyInternals(pty);
       this.#relay = new PtyRelay({
         master, terminal: this.#context.terminal, mark, recordInput: this.#context.policy.recordInput,
-        limitBytes: this.#context.policy.maxRecordingLagMiB * 1024 * 1024, notify: () => this.#consume(),
+        limitBytes: this.#context.policy.maxRecordingLagMiB * 1024 * 1024,
+        totalLimitBytes: RECORDING_LAG_SESSIONS * this.#context.policy.maxRecordingLagMiB * 1024 * 1024,
+        notify: () => this.#consume(),
       });
       closeReader();
       const ptsName = (pty as IPty & { ptsName?: string }).ptsName;

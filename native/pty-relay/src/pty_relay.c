@@ -44,6 +44,8 @@
 #define MAX_MARK_BYTES (80 * 1024)
 /** Bytes held back as a possible start of a report are shown anyway after this long. */
 #define HELD_MS 20
+/** A relay held back by the budget of all sessions looks again this often. */
+#define BUDGET_RECHECK_MS 50
 /**
  * Output is handed to JS once the terminal has been quiet this long, or the queue holds half its limit:
  * a burst of output is shown at the terminal's pace and recorded right after it, not while it runs.
@@ -68,6 +70,15 @@ typedef struct block {
 } block_t;
 #define BLOCK_MIN (16 * 1024)
 #define BLOCK_MAX (1024 * 1024)
+
+/**
+ * Bytes queued by every relay of the process, and the most they may hold together (open's
+ * totalLimitBytes): one user's sessions flooding at once cannot grow the daemon past it. A relay over
+ * the budget stops reading its pty like one at its own limit, but it is not "behind" (its own session is
+ * not at fault, and the policy's `end` does not apply): it waits, looking again every BUDGET_RECHECK_MS.
+ */
+static _Atomic size_t total_queued;
+static _Atomic size_t total_limit = SIZE_MAX;
 
 typedef struct {
   int master, term, wake;
@@ -108,6 +119,8 @@ typedef struct {
   _Atomic uint64_t read_bytes;
   _Atomic uint64_t peak_queued;
   _Atomic uint64_t throttled;
+  /** Times the thread held off reading the pty for the budget of all sessions. */
+  _Atomic uint64_t budget_waits;
   napi_threadsafe_function tsfn;
   _Atomic int refs;
 } relay_t;
@@ -179,6 +192,7 @@ static void push_record(relay_t *r, char type, const char *body, size_t len) {
   } else r->urgent = 1;
   r->tail->len += need;
   r->queued += need;
+  atomic_fetch_add(&total_queued, need);
   if (r->queued > atomic_load(&r->peak_queued)) atomic_store(&r->peak_queued, r->queued);
 }
 
@@ -315,6 +329,10 @@ static void *relay_thread(void *arg) {
     }
     int finishing = r->finishing;
     int full = r->queued >= r->limit;
+    int over_budget = atomic_load(&total_queued) >= atomic_load(&total_limit);
+    // What this relay holds counts towards the budget: JS takes it now, to make room.
+    if (over_budget && r->queued > 0) r->urgent = 1;
+    if (over_budget && !master_eof && !finishing) atomic_fetch_add(&r->budget_waits, 1);
     if (full && !r->behind) {
       r->behind = 1;
       atomic_fetch_add(&r->throttled, 1);
@@ -324,7 +342,7 @@ static void *relay_thread(void *arg) {
       notify(r);
     } else if (!full) r->behind = 0;
     // Once the shell has exited, what it left is read whatever else holds reading back: it is little.
-    int read_master = !master_eof && (finishing || (!r->paused && !full && r->to_term.len < TERM_PENDING_MAX));
+    int read_master = !master_eof && (finishing || (!r->paused && !full && !over_budget && r->to_term.len < TERM_PENDING_MAX));
     int want_term_out = r->term >= 0 && r->to_term.len > 0;
     int want_master_out = !master_eof && r->to_master.len > 0;
     int read_term = term_in && r->to_master.len < MASTER_PENDING_MAX;
@@ -353,6 +371,7 @@ static void *relay_thread(void *arg) {
       if (timeout < 0 || due < timeout) timeout = due;
     }
     pthread_mutex_unlock(&r->lock);
+    if (over_budget && !master_eof && (timeout < 0 || timeout > BUDGET_RECHECK_MS)) timeout = BUDGET_RECHECK_MS;
     if (finishing && !master_eof) timeout = 0;
     int ready = poll(fds, (nfds_t)nfds, timeout);
     if (ready < 0 && errno != EINTR) break;
@@ -375,7 +394,7 @@ static void *relay_thread(void *arg) {
           atomic_fetch_add(&r->read_bytes, (uint64_t)n);
           scan(r, r->scratch, (size_t)n);
           got_output = 1;
-          if (r->queued >= r->limit && !r->finishing) break;
+          if ((r->queued >= r->limit || atomic_load(&total_queued) >= atomic_load(&total_limit)) && !r->finishing) break;
           continue;
         }
         if (n < 0 && err == EINTR) continue;
@@ -430,6 +449,7 @@ static void *relay_thread(void *arg) {
 
 static void release(relay_t *r) {
   if (atomic_fetch_sub(&r->refs, 1) != 1) return;
+  atomic_fetch_sub(&total_queued, r->queued);
   pthread_mutex_destroy(&r->lock);
   for (block_t *b = r->head, *next; b; b = next) {
     next = b->next;
@@ -516,7 +536,7 @@ static int32_t get_int(napi_env env, napi_value obj, const char *name, int32_t f
 }
 
 /**
- * open({ master, terminal, mark, recordInput, limitBytes }, notify): a handle. `master` and `terminal`
+ * open({ master, terminal, mark, recordInput, limitBytes, totalLimitBytes? }, notify): a handle. `master` and `terminal`
  * (-1 for none) are duplicated: the caller keeps and closes its own.
  */
 static napi_value js_open(napi_env env, napi_callback_info info) {
@@ -542,6 +562,14 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   if (!r) return throw_errno(env, "RELAY_NOMEM", "allocating the relay", ENOMEM);
   r->master = r->term = r->wake = -1;
   r->limit = (size_t)limit;
+  double total = 0;
+  napi_value total_value;
+  bool has_total = false;
+  napi_has_named_property(env, argv[0], "totalLimitBytes", &has_total);
+  if (has_total && napi_get_named_property(env, argv[0], "totalLimitBytes", &total_value) == napi_ok &&
+      napi_get_value_double(env, total_value, &total) == napi_ok && total >= 1) {
+    atomic_store(&total_limit, (size_t)total);
+  }
   r->record_input = get_int(env, argv[0], "recordInput", 0) != 0;
   r->prefix_len = (size_t)snprintf(r->prefix, sizeof r->prefix, "\x1b]6973;%s;", mark);
   atomic_store(&r->last_input_ms, now_ms());
@@ -620,6 +648,7 @@ static napi_value js_take(napi_env env, napi_callback_info info) {
   block_t *taken = r->head;
   int was_full = r->queued >= r->limit;
   r->head = r->tail = NULL;
+  atomic_fetch_sub(&total_queued, r->queued);
   r->queued = 0;
   r->notify_pending = 0;
   r->urgent = 0;
@@ -780,6 +809,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   set_number(env, out, "queuedBytes", queued);
   set_number(env, out, "peakQueuedBytes", (double)atomic_load(&r->peak_queued));
   set_number(env, out, "throttled", (double)atomic_load(&r->throttled));
+  set_number(env, out, "budgetWaits", (double)atomic_load(&r->budget_waits));
   napi_set_named_property(env, out, "behind", boolean(env, behind));
   return out;
 }
