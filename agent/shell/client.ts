@@ -64,6 +64,9 @@ export function rawTerminal(): () => void {
   };
 }
 
+/** How long the client waits, after its hello, for the daemon to start the session or refuse it. */
+const HANDSHAKE_TIMEOUT_MS = 30_000;
+
 /** Resolves to the exit code the user's command should end with. */
 export async function runShellClient(options: ShellClientOptions): Promise<number> {
   const { stdin, stdout, stderr } = process;
@@ -81,6 +84,7 @@ export async function runShellClient(options: ShellClientOptions): Promise<numbe
   return await new Promise<number>((resolve) => {
     let restore: (() => void) | undefined;
     let started = false;
+    let handshake: NodeJS.Timeout | undefined;
     let exitCode: number | undefined;
     let paused = false;
     let output: Buffer[] = [];
@@ -101,6 +105,7 @@ export async function runShellClient(options: ShellClientOptions): Promise<numbe
     const onInput = (data: Buffer) => socket.write(encodeFrame(Frame.INPUT, data));
     const onResize = () => socket.write(encodeFrame(Frame.RESIZE, { cols: stdout.columns || 80, rows: stdout.rows || 24 }));
     const finish = (code: number) => {
+      clearTimeout(handshake);
       stdin.off('data', onInput);
       stdout.off('resize', onResize);
       restore?.();
@@ -119,9 +124,15 @@ export async function runShellClient(options: ShellClientOptions): Promise<numbe
           // bytes may come before the STARTED frame does. A refusal puts the terminal back first.
           restore = rawTerminal();
           socket.write(encodeFrame(Frame.HELLO, hello));
+          // Raw, Ctrl-C cannot end a handshake that hangs: the client gives up by itself.
+          handshake = setTimeout(() => {
+            stderr.write(`omwatch: the agent did not start the session within ${HANDSHAKE_TIMEOUT_MS / 1000} s; giving up\r\n`);
+            socket.destroy();
+          }, HANDSHAKE_TIMEOUT_MS);
           break;
         case Frame.STARTED: {
           started = true;
+          clearTimeout(handshake);
           // The daemon opened this terminal itself: it reads the keys and writes the output directly.
           const direct = (jsonPayload(frame.payload) as { terminal?: unknown } | undefined)?.terminal === true;
           if (!direct) {
