@@ -1,7 +1,9 @@
-// `omwatch-agent shell`: the user's side of a recorded session. It only relays: the terminal's bytes to
-// the daemon, which runs the shell in a pty it owns, and the pty's output back. It proves the user's
-// uid when asked (identity.ts) and puts the terminal in raw mode, so keys, signals (Ctrl-C, Ctrl-Z) and
-// job control reach the shell's own line discipline as in any terminal.
+// `omwatch-agent shell`: the user's side of a recorded session. It proves the user's uid when asked
+// (identity.ts), names the terminal it runs in, and puts that terminal in raw mode, so keys, signals
+// (Ctrl-C, Ctrl-Z) and job control reach the shell's own line discipline as in any terminal. The daemon
+// runs the shell in a pty it owns; when the terminal is the user's own, the daemon's pty relay reads and
+// writes it directly (relay.ts) and this process only passes window sizes and waits for the exit code.
+// Otherwise it relays: the terminal's bytes to the daemon, and the pty's output back.
 import { spawnSync } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
