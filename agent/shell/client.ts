@@ -104,7 +104,13 @@ export async function runShellClient(options: ShellClientOptions): Promise<numbe
         });
       }
     };
-    const onInput = (data: Buffer) => socket.write(encodeFrame(Frame.INPUT, data));
+    const onInput = (data: Buffer) => {
+      // Piped input faster than the session takes it waits here, not in this process's memory.
+      if (!socket.write(encodeFrame(Frame.INPUT, data))) {
+        stdin.pause();
+        socket.once('drain', () => stdin.resume());
+      }
+    };
     const onResize = () => socket.write(encodeFrame(Frame.RESIZE, { cols: stdout.columns || 80, rows: stdout.rows || 24 }));
     const finish = (code: number) => {
       clearTimeout(handshake);

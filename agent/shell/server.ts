@@ -29,6 +29,8 @@ const MAX_SESSIONS_PER_USER = 16;
 const CLOSE_GRACE_MS = 2_000;
 /** A client that has not taken the last of its output by then is cut (it stopped reading). */
 const UNREAD_LIMIT_MS = 60_000;
+/** While a client's keys are not read (the shell takes none), its connection is looked at this often. */
+const INPUT_PEEK_MS = 1_000;
 /** Past this much output waiting for the client, the pty is not read until it drains. */
 const MAX_CLIENT_BUFFER_BYTES = 256 * 1024;
 
@@ -196,6 +198,7 @@ export class ShellServer {
     const challenge = newChallenge(this.#authDir);
     let session: ShellSession | undefined;
     let helloSeen = false;
+    let peek: NodeJS.Timeout | undefined;
     const fail = (message: string, code = 1) => {
       socket.write(encodeFrame(Frame.NOTICE, `omwatch: ${message}\n`));
       socket.write(encodeFrame(Frame.EXIT, { code, endedBy: 'refused' }));
@@ -207,14 +210,21 @@ export class ShellServer {
     timer.unref();
     socket.on('close', () => {
       clearTimeout(timer);
+      clearTimeout(peek);
       proved();
       if (!helloSeen) removeAnswer(challenge.path);
       session?.hangup();
     });
     const onFrame = (frame: { type: number; payload: Buffer }) => {
       if (session) {
-        // A client that sends keys faster than the shell takes them is not read until it does.
-        if (frame.type === Frame.INPUT && !session.input(frame.payload)) socket.pause();
+        // A client that sends keys faster than the shell takes them is not read until it does, but for a
+        // look every INPUT_PEEK_MS: a paused socket would not see the client go away.
+        if (frame.type === Frame.INPUT && !session.input(frame.payload)) {
+          socket.pause();
+          clearTimeout(peek);
+          peek = setTimeout(() => socket.resume(), INPUT_PEEK_MS);
+          peek.unref();
+        }
         else if (frame.type === Frame.RESIZE) {
           const size = HelloSchema.pick({ cols: true, rows: true }).safeParse(jsonPayload(frame.payload));
           if (size.success) session.resize(size.data.cols, size.data.rows);

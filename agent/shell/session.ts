@@ -21,6 +21,10 @@ import type { Hello, ShellPolicy } from './policy.ts';
 /** After SIGHUP, what is still running in the session gets SIGKILL this much later. */
 const KILL_GRACE_MS = 300;
 const BEHIND_CHECK_MS = 100;
+/** Keys from the client held while the shell takes none, at most: past it the connection is paused (and looked at every INPUT_PEEK_MS, so a client that goes away is noticed). */
+const INPUT_QUEUE_PAUSE_BYTES = 4 * 1024 * 1024;
+/** Past this many keys waiting, the session ends: the client keeps sending to a shell that takes nothing. */
+const INPUT_QUEUE_MAX_BYTES = 16 * 1024 * 1024;
 /** All sessions together may hold this many times one session's `maxRecordingLagMiB` of output not yet recorded. */
 const RECORDING_LAG_SESSIONS = 2;
 /** After the shell exits, how long the rest of its output may take to reach the user's terminal (the server waits 2 s for sessions to end when the agent stops). */
@@ -62,7 +66,7 @@ export interface UserSide {
   exit(code: number, endedBy: string): void;
 }
 
-export type EndedBy = 'exit' | 'hangup' | 'idle-timeout' | 'max-duration' | 'recording-behind' | 'agent-stopped' | `analyst:${string}`;
+export type EndedBy = 'exit' | 'hangup' | 'idle-timeout' | 'max-duration' | 'recording-behind' | 'input-overflow' | 'agent-stopped' | `analyst:${string}`;
 
 export class ShellSession {
   readonly id: string;
@@ -86,6 +90,13 @@ export class ShellSession {
   #drained: (() => void) | undefined;
   /** Records taken but not handled yet: the client's side was behind (handled again on its drain). */
   #pending: RelayRecord[] = [];
+  /** Why the relay does not read the pty: the client's side is behind, the outbox is. */
+  #clientBehind = false;
+  #outboxBehind = false;
+  /** Keys the relay said no to (it holds 1 MiB the shell has not taken), in order, until its 'w'. */
+  #inputQueue: Buffer[] = [];
+  #inputQueued = 0;
+  #inputBlocked = false;
   #exited = false;
 
   constructor(context: SessionContext, side: UserSide) {
@@ -153,23 +164,52 @@ export class ShellSession {
     } catch (error) {
       // Nothing of a session that did not start is left running: not the shell, not the relay's thread.
       this.#relay?.close();
+      this.#relay?.take();
       pty.kill('SIGKILL');
       throw error;
     }
     if (this.#context.flagged) this.#notice(`this session is flagged (${this.#context.flagged}); the SOC is alerted`);
     pty.onExit(({ exitCode, signal }) => void this.#exit(exitCode, signal));
     this.#side.onDrain(() => {
-      this.#relay?.pause(false);
+      this.#clientBehind = false;
+      this.#applyPause();
       this.#consume();
     });
     this.#timer = setInterval(() => this.#checkLimits(), 1_000);
     this.#timer.unref();
   }
 
-  /** Keys from the client's socket (a user without a terminal the relay could open); false: stop sending until resumeInput. */
+  /**
+   * Keys from the client's socket (a user without a terminal the relay could open). False: pause the
+   * connection until resumeInput (the shell is INPUT_QUEUE_PAUSE_BYTES behind).
+   */
   input(bytes: Buffer): boolean {
     if (this.#exited || !this.#relay) return true;
-    return this.#relay.input(bytes);
+    if (!this.#inputBlocked) {
+      this.#inputBlocked = !this.#relay.input(bytes);
+      return true;
+    }
+    this.#inputQueue.push(bytes);
+    this.#inputQueued += bytes.length;
+    if (this.#inputQueued > INPUT_QUEUE_MAX_BYTES) {
+      this.end('input-overflow', `the shell has taken none of the last ${Math.round(this.#inputQueued / 1024 / 1024)} MiB typed or sent; the session ends`);
+    }
+    return this.#inputQueued < INPUT_QUEUE_PAUSE_BYTES;
+  }
+
+  /** The relay has room for keys again: what waited goes first, then the client may send more. */
+  #inputRoom(): void {
+    this.#inputBlocked = false;
+    while (this.#inputQueue.length > 0 && !this.#inputBlocked) {
+      const bytes = this.#inputQueue.shift()!;
+      this.#inputQueued -= bytes.length;
+      this.#inputBlocked = !this.#relay!.input(bytes);
+    }
+    if (this.#inputQueued < INPUT_QUEUE_PAUSE_BYTES) this.#side.resumeInput();
+  }
+
+  #applyPause(): void {
+    this.#relay?.pause(this.#clientBehind || this.#outboxBehind);
   }
 
   resize(cols: number, rows: number): void {
@@ -205,9 +245,11 @@ export class ShellSession {
     const relay = this.#relay;
     if (!relay || this.#behindPoll) return;
     if (!this.#exited && this.#recordingBehind()) return;
-    this.#pending.push(...relay.take());
-    while (this.#pending.length > 0) {
-      const record = this.#pending.shift()!;
+    // A take may hold a great many records (small writes in a flood): no spread, no shift per record.
+    const records = this.#pending.length > 0 ? this.#pending.concat(relay.take()) : relay.take();
+    let next = 0;
+    while (next < records.length) {
+      const record = records[next++]!;
       try {
         if (!this.#handle(record)) break;
       } catch (error) {
@@ -215,6 +257,7 @@ export class ShellSession {
         this.#context.logger.error({ sessionId: this.id, record: record.type, err: (error as Error).message }, 'recorded shell: a record could not be handled');
       }
     }
+    this.#pending = next < records.length ? records.slice(next) : [];
   }
 
   /** False when the client's side is behind: what follows waits for its drain. */
@@ -225,7 +268,8 @@ export class ShellSession {
         const text = this.#recording.output(record.bytes, record.atMs);
         if (text.length > 0) this.#context.live({ type: 'pty', sessionId: this.id, t: this.#recording.elapsed(record.atMs), data: text });
         if (!shown && !this.#exited) {
-          this.#relay?.pause(true);
+          this.#clientBehind = true;
+          this.#applyPause();
           return false;
         }
         break;
@@ -245,7 +289,7 @@ export class ShellSession {
         this.hangup();
         break;
       case 'w':
-        this.#side.resumeInput();
+        this.#inputRoom();
         break;
       case 'x':
         this.#drained?.();
@@ -280,12 +324,14 @@ export class ShellSession {
     }
     if (!outboxBehind) return false;
     // The relay stops reading now, not once its own queue is full.
-    this.#relay?.pause(true);
+    this.#outboxBehind = true;
+    this.#applyPause();
     this.#behindPoll = setInterval(() => {
       if (!this.#exited && this.#context.recordingBehind()) return;
       clearInterval(this.#behindPoll);
       this.#behindPoll = undefined;
-      this.#relay?.pause(false);
+      this.#outboxBehind = false;
+      this.#applyPause();
       this.#consume();
     }, BEHIND_CHECK_MS);
     this.#behindPoll.unref();

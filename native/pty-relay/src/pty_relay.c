@@ -332,7 +332,7 @@ static void *relay_thread(void *arg) {
     int over_budget = atomic_load(&total_queued) >= atomic_load(&total_limit);
     // What this relay holds counts towards the budget: JS takes it now, to make room.
     if (over_budget && r->queued > 0) r->urgent = 1;
-    if (over_budget && !master_eof && !finishing) atomic_fetch_add(&r->budget_waits, 1);
+    if (over_budget && !master_eof && !finishing && !r->paused && !full && r->to_term.len < TERM_PENDING_MAX) atomic_fetch_add(&r->budget_waits, 1);
     if (full && !r->behind) {
       r->behind = 1;
       atomic_fetch_add(&r->throttled, 1);
@@ -421,7 +421,8 @@ static void *relay_thread(void *arg) {
         push_record(r, 'h', NULL, 0);
       }
     }
-    if (r->to_master.len > 0 && !master_eof && flush_to(r->master, &r->to_master) < 0) r->to_master.len = 0;
+    // Keys for a pty nobody reads any more (every process let go of it) are dropped, not kept.
+    if (master_eof || (r->to_master.len > 0 && flush_to(r->master, &r->to_master) < 0)) r->to_master.len = 0;
     if (r->input_blocked && r->to_master.len < MASTER_PENDING_MAX / 2) {
       r->input_blocked = 0;
       push_record(r, 'w', NULL, 0);
