@@ -317,6 +317,17 @@ static int flush_to(int fd, buf_t *b) {
   return 0;
 }
 
+/** Writes what waits for the user's terminal (under lock); a terminal gone for good is let go, and said. */
+static void flush_term(relay_t *r, int *term_in) {
+  if (r->term < 0 || r->to_term.len == 0 || flush_to(r->term, &r->to_term) == 0) return;
+  // The user's terminal is gone (the connection dropped): the recording still gets everything.
+  r->to_term.len = 0;
+  if (*term_in) push_record(r, 'h', NULL, 0);
+  *term_in = 0;
+  close(r->term);
+  r->term = -1;
+}
+
 static void *relay_thread(void *arg) {
   relay_t *r = arg;
   int term_in = r->term >= 0;
@@ -384,7 +395,7 @@ static void *relay_thread(void *arg) {
     pthread_mutex_lock(&r->lock);
     int got_output = 0;
     if (read_master && (finishing || (mi >= 0 && (fds[mi].revents & (POLLIN | POLLHUP | POLLERR))))) {
-      // A few reads at a time, so the terminal is written and JS woken between them.
+      // A few reads at a time, each written to the terminal at once, as script does.
       for (int i = 0; i < 4; i++) {
         pthread_mutex_unlock(&r->lock);
         ssize_t n = read(r->master, r->scratch, READ_BYTES);
@@ -394,7 +405,11 @@ static void *relay_thread(void *arg) {
           atomic_fetch_add(&r->read_bytes, (uint64_t)n);
           scan(r, r->scratch, (size_t)n);
           got_output = 1;
+          flush_term(r, &term_in);
           if ((r->queued >= r->limit || atomic_load(&total_queued) >= atomic_load(&total_limit)) && !r->finishing) break;
+          // Less than a full read: the pty has nothing more now; poll rather than read again for EAGAIN
+          // (once the shell has exited, read until EAGAIN: that is how the relay knows it has it all).
+          if ((size_t)n < READ_BYTES && !r->finishing) break;
           continue;
         }
         if (n < 0 && err == EINTR) continue;
@@ -427,14 +442,7 @@ static void *relay_thread(void *arg) {
       r->input_blocked = 0;
       push_record(r, 'w', NULL, 0);
     }
-    if (r->term >= 0 && r->to_term.len > 0 && flush_to(r->term, &r->to_term) < 0) {
-      // The user's terminal is gone (the connection dropped): the recording still gets everything.
-      r->to_term.len = 0;
-      if (term_in) push_record(r, 'h', NULL, 0);
-      term_in = 0;
-      close(r->term);
-      r->term = -1;
-    }
+    flush_term(r, &term_in);
     int done = r->finishing && master_eof && (r->term < 0 || r->to_term.len == 0);
     if (done) {
       release_held(r);
