@@ -4,7 +4,7 @@
 // passwords never recorded, the recording plays back in Debian's asciinema exactly as the terminal
 // showed it, an analyst's kill ends the session within a second, and the user cannot forge or undo any
 // of it.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -226,6 +226,23 @@ describe.skipIf(!asRoot)('recorded shell (omwatch-agent shell)', () => {
     expect((await player.exited).exitCode).toBe(0);
     expect(player.output.equals(t.output)).toBe(true);
   }, 120_000);
+
+  it('notices a client that goes away while its keys are held back (the shell reads none), and ends the session', async () => {
+    // Not a terminal: the keys travel through the client, and the command never reads them (raw, so the
+    // pty takes 4 KiB and then no more; a canonical line discipline would drop the excess instead).
+    const client = spawn('/usr/bin/setpriv', ['--reuid', String(vendor.uid), '--regid', String(vendor.gid), '--init-groups', '--', process.execPath, AGENT_BIN, 'shell', '--data', agentDir, '--', 'sh', '-c', `stty raw -echo; echo ready; exec sleep ${NAP}`], {
+      cwd: vendor.home, env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: vendor.home }, stdio: ['pipe', 'pipe', 'ignore'],
+    });
+    client.stdin.on('error', () => {});
+    await new Promise<void>((resolve) => client.stdout.on('data', (data: Buffer) => data.toString().includes('ready') && resolve()));
+    // 8 MiB: past the relay's 1 MiB and the 4 MiB the daemon keeps before it stops reading the client.
+    client.stdin.write(Buffer.alloc(8 * 1024 * 1024, 'k'));
+    const held = await agent.waitLine(/"sessionId":"(shell-[\w-]+)".*keys faster than the shell takes them/);
+    client.kill('SIGKILL');
+    const state = await ended(held[1]!);
+    expect(state.endedBy).toBe('hangup');
+    await until('nothing of the session left running', () => sleepers().length === 0, 3_000);
+  }, 60_000);
 
   it('keeps the last output of a command that exits at once: nothing is cut at the end, on screen or in the recording', async () => {
     const file = join(dir, 'five-mb.txt');

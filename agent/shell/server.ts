@@ -199,6 +199,7 @@ export class ShellServer {
     let session: ShellSession | undefined;
     let helloSeen = false;
     let peek: NodeJS.Timeout | undefined;
+    let heldBack = false;
     const fail = (message: string, code = 1) => {
       socket.write(encodeFrame(Frame.NOTICE, `omwatch: ${message}\n`));
       socket.write(encodeFrame(Frame.EXIT, { code, endedBy: 'refused' }));
@@ -220,6 +221,8 @@ export class ShellServer {
         // A client that sends keys faster than the shell takes them is not read until it does, but for a
         // look every INPUT_PEEK_MS: a paused socket would not see the client go away.
         if (frame.type === Frame.INPUT && !session.input(frame.payload)) {
+          if (!heldBack) logger.warn({ sessionId: session.id }, 'recorded shell: the client sends keys faster than the shell takes them; its connection is held back');
+          heldBack = true;
           socket.pause();
           clearTimeout(peek);
           peek = setTimeout(() => socket.resume(), INPUT_PEEK_MS);
