@@ -9,7 +9,8 @@
 // view and `shell_command` events. Keys typed on the user's terminal go to the master at once. When the
 // queue holds `limitBytes`, the master is not read until JavaScript takes it: the programs in the session
 // block on their writes, as on a slow terminal (the recording falls behind its limit, and the session's
-// policy then throttles or ends it). Nothing is dropped.
+// policy then throttles or ends it). All relays of the process share a budget too (total_limit below).
+// Nothing is dropped.
 //
 // Record layout (host order; JS reads it in agent/shell/relay.ts): 0 u8 type, 1..3 zero, 4 u32 length of
 // the body, 8 f64 time (ms since the epoch), 16 the body, then zeros to a multiple of 8.
@@ -40,7 +41,7 @@
 #define TERM_PENDING_MAX (256 * 1024)
 /** Keys not yet taken by the pty past which the user's terminal is not read. */
 #define MASTER_PENDING_MAX (1024 * 1024)
-/** A report longer than this is not ours: passed through as it is (marks.ts, MAX_MARK_BYTES). */
+/** A report longer than this is not ours: passed through as it is. */
 #define MAX_MARK_BYTES (80 * 1024)
 /** Bytes held back as a possible start of a report are shown anyway after this long. */
 #define HELD_MS 20
