@@ -227,8 +227,7 @@ export class ShellServer {
           clearTimeout(peek);
           peek = setTimeout(() => socket.resume(), INPUT_PEEK_MS);
           peek.unref();
-        }
-        else if (frame.type === Frame.RESIZE) {
+        } else if (frame.type === Frame.RESIZE) {
           const size = HelloSchema.pick({ cols: true, rows: true }).safeParse(jsonPayload(frame.payload));
           if (size.success) session.resize(size.data.cols, size.data.rows);
         }
