@@ -35,6 +35,8 @@ export interface RelayStats {
   /** Bytes read from the pty, and shown (without the command reports). */
   readBytes: number;
   outputBytes: number;
+  /** Bytes lost for want of memory (a record, or output for the user's terminal): 0 unless the host ran out. */
+  lostBytes: number;
   queuedBytes: number;
   peakQueuedBytes: number;
   /** Times the queue reached its limit, so the pty was not read until the recording caught up. */

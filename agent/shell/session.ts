@@ -385,6 +385,8 @@ export class ShellSession {
       // What the thread queued before it stopped (its held bytes too) is still recorded.
       relay.close();
       this.#consume();
+      const { lostBytes } = relay.stats();
+      if (lostBytes > 0) this.#context.logger.error({ sessionId: this.id, lostBytes }, 'recorded shell: the agent ran out of memory during this session; this many bytes of its output are missing from the recording or the screen');
     }
     const code = signal ? 128 + signal : exitCode;
     try {

@@ -118,6 +118,8 @@ typedef struct {
   _Atomic double last_input_ms;
   _Atomic uint64_t output_bytes;
   _Atomic uint64_t read_bytes;
+  /** Bytes memory could not be had for (a record, or output for the terminal): counted, never silent. */
+  _Atomic uint64_t lost_bytes;
   _Atomic uint64_t peak_queued;
   _Atomic uint64_t throttled;
   /** Times the thread held off reading the pty for the budget of all sessions. */
@@ -162,7 +164,12 @@ static void buf_consume(buf_t *b, size_t n) {
   b->len -= n;
 }
 
-/** Queues a record (under lock). An allocation failure loses it: there is nothing better to do. */
+/** Appends, counting what memory could not be had for in the relay's lost_bytes. */
+static void keep(relay_t *r, buf_t *b, const char *data, size_t len) {
+  if (buf_append(b, data, len) < 0) atomic_fetch_add(&r->lost_bytes, len);
+}
+
+/** Queues a record (under lock). An allocation failure loses it, counted in lost_bytes. */
 static void push_record(relay_t *r, char type, const char *body, size_t len) {
   size_t padded = (len + 7) & ~(size_t)7;
   size_t need = HEADER_BYTES + padded;
@@ -171,7 +178,10 @@ static void push_record(relay_t *r, char type, const char *body, size_t len) {
     size_t cap = r->queued < BLOCK_MIN ? BLOCK_MIN : r->queued > BLOCK_MAX ? BLOCK_MAX : r->queued;
     if (cap < need) cap = need;
     block_t *block = malloc(sizeof *block + cap);
-    if (!block) return;
+    if (!block) {
+      atomic_fetch_add(&r->lost_bytes, len);
+      return;
+    }
     block->next = NULL;
     block->len = 0;
     block->cap = cap;
@@ -229,7 +239,7 @@ static void notify(relay_t *r) {
 /** Output as the user sees it: to the terminal, and recorded. */
 static void show(relay_t *r, const char *data, size_t len) {
   if (len == 0) return;
-  if (r->term >= 0) buf_append(&r->to_term, data, len);
+  if (r->term >= 0) keep(r, &r->to_term, data, len);
   push_record(r, 'o', data, len);
   atomic_fetch_add(&r->output_bytes, len);
 }
@@ -251,7 +261,7 @@ static void scan(relay_t *r, const char *chunk, size_t chunk_len) {
   const char *data = chunk;
   size_t len = chunk_len;
   if (r->held.len > 0) {
-    buf_append(&r->held, chunk, chunk_len);
+    keep(r, &r->held, chunk, chunk_len);
     data = r->held.data;
     len = r->held.len;
   }
@@ -262,28 +272,28 @@ static void scan(relay_t *r, const char *chunk, size_t chunk_len) {
     const char *start = memmem(data + pos, len - pos, r->prefix, r->prefix_len);
     if (!start) {
       keep_from = partial_prefix_at(r, data + pos, len - pos) + pos;
-      buf_append(&r->shown, data + pos, keep_from - pos);
+      keep(r, &r->shown, data + pos, keep_from - pos);
       break;
     }
     size_t s = (size_t)(start - data);
     const char *bel = memchr(data + s + r->prefix_len, 0x07, len - s - r->prefix_len);
     if (!bel) {
       if (len - s < MAX_MARK_BYTES) {
-        buf_append(&r->shown, data + pos, s - pos);
+        keep(r, &r->shown, data + pos, s - pos);
         keep_from = s;
-      } else buf_append(&r->shown, data + pos, len - pos);
+      } else keep(r, &r->shown, data + pos, len - pos);
       break;
     }
     size_t e = (size_t)(bel - data);
     const char *body = data + s + r->prefix_len;
     size_t body_len = e - s - r->prefix_len;
     if (memchr(body, ';', body_len)) {
-      buf_append(&r->shown, data + pos, s - pos);
+      keep(r, &r->shown, data + pos, s - pos);
       // Shown first: the report comes after what the shell printed before it.
       show(r, r->shown.data, r->shown.len);
       r->shown.len = 0;
       push_record(r, 'c', body, body_len);
-    } else buf_append(&r->shown, data + pos, e + 1 - pos);
+    } else keep(r, &r->shown, data + pos, e + 1 - pos);
     pos = e + 1;
   }
   show(r, r->shown.data, r->shown.len);
@@ -291,7 +301,7 @@ static void scan(relay_t *r, const char *chunk, size_t chunk_len) {
     if (data == r->held.data) buf_consume(&r->held, keep_from);
     else {
       r->held.len = 0;
-      buf_append(&r->held, data + keep_from, len - keep_from);
+      keep(r, &r->held, data + keep_from, len - keep_from);
     }
     r->held_at = mono_ms();
   } else r->held.len = 0;
@@ -428,7 +438,7 @@ static void *relay_thread(void *arg) {
       int err = errno;
       pthread_mutex_lock(&r->lock);
       if (n > 0) {
-        buf_append(&r->to_master, keys, (size_t)n);
+        keep(r, &r->to_master, keys, (size_t)n);
         atomic_store(&r->last_input_ms, now_ms());
         if (r->record_input) push_record(r, 'i', keys, (size_t)n);
       } else if (n == 0 || (err != EAGAIN && err != EINTR)) {
@@ -709,7 +719,7 @@ static napi_value with_bytes(napi_env env, napi_callback_info info, int as_notic
     show(r, data, len);
     r->urgent = 1;
   } else {
-    buf_append(&r->to_master, data, len);
+    keep(r, &r->to_master, data, len);
     atomic_store(&r->last_input_ms, now_ms());
     if (r->record_input) push_record(r, 'i', data, len);
     if (r->to_master.len >= MASTER_PENDING_MAX) r->input_blocked = 1;
@@ -816,6 +826,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   set_number(env, out, "lastInputMs", atomic_load(&r->last_input_ms));
   set_number(env, out, "outputBytes", (double)atomic_load(&r->output_bytes));
   set_number(env, out, "readBytes", (double)atomic_load(&r->read_bytes));
+  set_number(env, out, "lostBytes", (double)atomic_load(&r->lost_bytes));
   set_number(env, out, "queuedBytes", queued);
   set_number(env, out, "peakQueuedBytes", (double)atomic_load(&r->peak_queued));
   set_number(env, out, "throttled", (double)atomic_load(&r->throttled));
